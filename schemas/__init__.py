@@ -1,0 +1,29 @@
+"""Event, alert and dead-letter contracts (pydantic v2); no Kafka, no Faust."""
+
+from schemas.alert import Alert, AlertStatus, RuleName, Severity
+from schemas.dead_letter import DeadLetter, RejectReason
+from schemas.events import (
+    EVENT_MODELS,
+    Event,
+    PaymentEvent,
+    SubscriptionEvent,
+    TicketEvent,
+    UsageEvent,
+    parse_event,
+)
+
+__all__ = [
+    "Alert",
+    "AlertStatus",
+    "DeadLetter",
+    "EVENT_MODELS",
+    "Event",
+    "PaymentEvent",
+    "RejectReason",
+    "RuleName",
+    "Severity",
+    "SubscriptionEvent",
+    "TicketEvent",
+    "UsageEvent",
+    "parse_event",
+]

@@ -1,0 +1,43 @@
+"""The dead-letter record: what was rejected, from where, and why.
+
+Nothing a publisher sends is dropped silently. The raw bytes are kept (base64)
+so an operator can fix and re-publish the exact message.
+"""
+
+from __future__ import annotations
+
+import base64
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class RejectReason(StrEnum):
+    NOT_JSON = "not_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_SCHEMA = "invalid_schema"
+    KEY_MISMATCH = "key_mismatch"
+    FUTURE_EVENT = "future_event"
+
+
+class DeadLetter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["dead_letter"] = "dead_letter"
+    schema_version: Literal[1] = 1
+    source_topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str | None
+    reason: RejectReason
+    error: str
+    rejected_at: AwareDatetime
+
+    @staticmethod
+    def encode(raw: bytes | None) -> str | None:
+        return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+    def raw_value(self) -> bytes | None:
+        return None if self.value_b64 is None else base64.b64decode(self.value_b64)

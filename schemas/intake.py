@@ -1,0 +1,59 @@
+"""Turning one raw Kafka message into a validated event or a reasoned rejection.
+
+Pure: the worker and the offline replay both call it, and every rejection
+names a reason that the dead-letter record and the metrics carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from schemas.dead_letter import RejectReason
+from schemas.events import EVENT_ADAPTER, Event
+
+MAX_ERROR_CHARS = 2000
+_UNKNOWN_TYPE_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: RejectReason
+    error: str
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per problem, ``field.path: message``, short enough for a log line."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)[:MAX_ERROR_CHARS]
+
+
+def decode_event(key: bytes | None, value: bytes | None) -> Event | Rejection:
+    """Validate the value and check that the message key is the customer id.
+
+    The key decides the partition and so which worker holds the customer's
+    state; an event keyed otherwise would split that state, so it is refused.
+    """
+    if value is None:
+        return Rejection(RejectReason.NOT_JSON, "message has no value (tombstone)")
+    try:
+        event = EVENT_ADAPTER.validate_json(value)
+    except ValidationError as exc:
+        kinds = {err["type"] for err in exc.errors(include_url=False, include_input=False)}
+        if "json_invalid" in kinds or "json_type" in kinds:
+            return Rejection(RejectReason.NOT_JSON, describe(exc))
+        if kinds & _UNKNOWN_TYPE_ERRORS:
+            return Rejection(RejectReason.UNKNOWN_TYPE, describe(exc))
+        return Rejection(RejectReason.INVALID_SCHEMA, describe(exc))
+    expected = event.customer_id.encode()
+    if key != expected:
+        shown = "no key" if key is None else f"key {key[:80]!r}"
+        return Rejection(
+            RejectReason.KEY_MISMATCH,
+            f"message has {shown}; events must be keyed by customer_id {event.customer_id!r}",
+        )
+    return event

