@@ -1,7 +1,14 @@
 """The functional core: (state, event, now) -> (new state, alerts).
 
 No Faust, no Kafka, no wall clock: the live worker and the offline replay call
-the same function, so what a test proves here holds in production.
+the same two functions, so what a test proves here holds in production.
+
+* ``apply_event`` folds an event into the customer's facts and re-evaluates
+  the rules at ``max(now, event time)``.
+* ``evaluate`` re-evaluates with no event, for the sweep: time passing alone
+  can open (silence) or close (windows ageing out) an episode.
+
+Both set ``state.next_due_at``: when, with no event, the answer could change.
 """
 
 from __future__ import annotations
@@ -9,80 +16,92 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rules.alert_ids import alert_id
-from rules.priority import priority
+from rules import disengagement, payment, revenue, support
+from rules.clock_math import HOUR, to_seconds
+from rules.condition import Rule
+from rules.config import RulesConfig
+from rules.episodes import reconcile
+from rules.fold import Outcome, fold_event, new_state
 from rules.state import CustomerState
-from schemas.alert import Alert, AlertStatus, RuleName, Severity
-from schemas.events import (
-    Event,
-    FailureReason,
-    PaymentEvent,
-    PaymentStatus,
-    SubscriptionEvent,
-)
+from schemas.alert import Alert
+from schemas.events import Event
 
-RECOMMENDED_ACTIONS: dict[FailureReason | None, str] = {
-    FailureReason.CARD_EXPIRED: "Send a payment-method update reminder; the card on file has expired.",
-    FailureReason.INSUFFICIENT_FUNDS: "Offer a retry date or a payment plan; the charge lacked funds.",
-}
-DEFAULT_PAYMENT_ACTION = "Retry the charge and ask the customer to confirm their payment details."
+RULES: tuple[Rule, ...] = (disengagement.RULE, payment.RULE, support.RULE, revenue.RULE)
+DEFAULT_CONFIG = RulesConfig()
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    state: CustomerState
+    """The state to store (None: nothing to store) and the alerts to publish."""
+
+    state: CustomerState | None
     alerts: tuple[Alert, ...]
+    outcome: Outcome = Outcome.APPLIED
 
 
-def apply_event(state: CustomerState | None, event: Event, now: datetime) -> Transition:
-    """Fold one validated event into the customer's state and derive its alerts.
+def apply_event(
+    state: CustomerState | None,
+    event: Event,
+    now: datetime,
+    config: RulesConfig = DEFAULT_CONFIG,
+) -> Transition:
+    """Fold one validated event in and re-evaluate the rules that this type of event feeds.
 
-    ``now`` is the clock of the caller (wall time live, event time in replay);
-    it is accepted here so that time-based rules never reach for a clock.
+    ``now`` is the caller's clock: wall time live, the event's own time on the
+    event clock. The caller checks ``is_future`` first, against its own
+    reference time.
+
+    Only the rules fed by the event's type are evaluated: a customer's events
+    arrive on four topics read at different speeds, so a ticket may be read
+    before the usage that came earlier; judging silence at the ticket's time
+    would call a customer silent whose logins are still in the queue. Rules
+    not fed by this event are aged by the sweep, on a clock that waits for
+    every queue.
     """
-    del now  # Only event time matters to the rules implemented so far.
-    if state is None:
-        state = CustomerState(
-            customer_id=event.customer_id,
-            first_seen_at=event.occurred_at,
-            last_event_at=event.occurred_at,
-        )
-    updates: dict[str, object] = {
-        "events_seen": state.events_seen + 1,
-        "last_event_at": max(state.last_event_at, event.occurred_at),
-    }
-    alerts: tuple[Alert, ...] = ()
-    if isinstance(event, SubscriptionEvent):
-        updates["mrr"] = event.mrr
-    elif isinstance(event, PaymentEvent) and event.status is PaymentStatus.FAILED:
-        updates["payment_failures"] = state.payment_failures + 1
-        updates["last_failure_reason"] = event.failure_reason
-        alerts = (_payment_failure_alert(state, event, state.payment_failures + 1),)
-    return Transition(state.model_copy(update=updates), alerts)
+    folded, outcome = fold_event(state or new_state(event), event, config)
+    if outcome is not Outcome.APPLIED:
+        return Transition(state, (), outcome)
+    at = to_seconds(event.occurred_at)
+    fed = [rule for rule in RULES if event.type in rule.fed_by]
+    return _evaluate(folded, fed, max(to_seconds(now), at), at, config)
 
 
-def _payment_failure_alert(state: CustomerState, event: PaymentEvent, failures: int) -> Alert:
-    reason = event.failure_reason
-    severity = Severity.HIGH if reason is FailureReason.CARD_EXPIRED else Severity.WARNING
-    return Alert(
-        alert_id=alert_id(event.customer_id, RuleName.PAYMENT_FAILURE, event.event_id),
-        customer_id=event.customer_id,
-        rule=RuleName.PAYMENT_FAILURE,
-        status=AlertStatus.FIRING,
-        severity=severity,
-        priority=priority(severity, state.mrr),
-        risk_score=0.7 if severity is Severity.HIGH else 0.5,
-        reasons=[f"Payment of {event.amount:.2f} {event.currency} failed ({reason})"],
-        evidence={
-            "invoice_id": event.invoice_id,
-            "amount": event.amount,
-            "currency": event.currency,
-            "failure_reason": str(reason),
-            "attempt": event.attempt,
-            "failures_seen": failures,
-            "mrr": state.mrr,
-        },
-        recommended_action=RECOMMENDED_ACTIONS.get(reason, DEFAULT_PAYMENT_ACTION),
-        triggered_at=event.occurred_at,
-        episode_started_at=event.occurred_at,
-    )
+def is_future(event: Event, reference: datetime | None, config: RulesConfig = DEFAULT_CONFIG) -> bool:
+    """Too far ahead of the reference time to trust: such events go to dead letters.
+
+    With no reference nothing is.
+    """
+    if reference is None:
+        return False
+    return to_seconds(event.occurred_at) > to_seconds(reference) + config.state.max_future_hours * HOUR
+
+
+def evaluate(state: CustomerState, now: datetime, config: RulesConfig = DEFAULT_CONFIG) -> Transition:
+    """Re-evaluate every rule with no new event (the sweep); alerts are stamped with ``now``."""
+    clock = to_seconds(now)
+    return _evaluate(state, list(RULES), clock, clock, config)
+
+
+def _evaluate(
+    state: CustomerState, rules: list[Rule], now: int, triggered_at: int, config: RulesConfig
+) -> Transition:
+    conditions = {}
+    resolutions = {}
+    evaluated_at = dict(state.evaluated_at)
+    for rule in rules:
+        if not (rule.enabled(config) or rule.name in state.episodes):
+            continue
+        # Never judge a rule at an earlier time than before: a sweep tick
+        # queued behind a newer event must not reopen what that event closed.
+        when = max(now, evaluated_at.get(rule.name, now))
+        evaluated_at[rule.name] = when
+        conditions[rule.name] = rule.condition(state, when, config) if rule.enabled(config) else None
+        resolutions[rule.name] = rule.resolution(state, when, config)
+    episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)
+    state = state.model_copy(update={"episodes": episodes, "evaluated_at": evaluated_at})
+    due_times = [
+        due for rule in RULES if rule.enabled(config)
+        for due in [rule.next_check(state, evaluated_at.get(rule.name, now), config)] if due is not None
+    ]
+    state = state.model_copy(update={"next_due_at": min(due_times, default=None)})
+    return Transition(state, tuple(alerts))

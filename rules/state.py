@@ -1,26 +1,118 @@
 """Per-customer state: what the worker remembers between a customer's events.
 
-The state is a plain pydantic model so it serialises to compact JSON for the
-Faust table's changelog and replays identically offline.
+Two parts with different promises:
+
+* the *facts* (activity buckets, payments, tickets, subscription, recent ids)
+  are a function of the set of events seen, not of their order: late,
+  reordered or repeated events within the kept window give the same facts;
+* the *episodes* record which alerts are open; they follow processing order,
+  like the alerts themselves.
+
+Everything is bounded: daily buckets for ``keep_days``, lists trimmed to that
+window and capped in length, a capped memory of event ids. Times are stored
+as whole seconds since the epoch (UTC) to keep the serialised value small.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict
+from schemas.alert import RuleName, Severity
+
+# Hard caps, whatever the rules file says: a burst of events for one customer
+# must not grow its state (and every changelog message) without bound.
+MAX_FAILURES = 50
+MAX_TICKETS = 100
+MAX_SENTIMENTS = 100
+MAX_DOWNGRADES = 20
+
+
+class _Fact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Failure(_Fact):
+    at: int
+    event_id: str
+    invoice_id: str
+    reason: str
+    amount: float
+
+
+class TicketOpened(_Fact):
+    at: int
+    event_id: str
+    ticket_id: str
+    priority: str
+    category: str
+
+
+class Sentiment(_Fact):
+    at: int
+    event_id: str
+    value: float
+
+
+class Downgrade(_Fact):
+    at: int
+    event_id: str
+    from_mrr: float
+    to_mrr: float
+
+
+class Subscription(_Fact):
+    """The latest subscription event by event time (ties broken by event id)."""
+
+    as_of: int
+    event_id: str
+    action: str
+    plan: str
+    mrr: float
+    renews_at: int | None = None
+    cancel_reason: str | None = None
+
+
+class Episode(_Fact):
+    """An open alert episode: what was said last, so we escalate instead of repeating."""
+
+    alert_id: str
+    opened_at: int
+    severity: Severity
+    sequence: int = 0
 
 
 class CustomerState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer_id: str
-    first_seen_at: datetime
-    last_event_at: datetime
-    events_seen: int = 0
-    mrr: float = 0.0
-    payment_failures: int = 0
-    last_failure_reason: str | None = None
+    first_seen_at: int
+    last_event_at: int
+    # Day number (days since 1970-01-01 UTC) -> usage kind -> summed quantity.
+    activity: dict[int, dict[str, int]] = Field(default_factory=dict)
+    last_login_at: int | None = None
+    failures: tuple[Failure, ...] = ()
+    last_payment_success_at: int | None = None
+    tickets_opened: tuple[TicketOpened, ...] = ()
+    # ticket_id -> latest close time, within the kept window.
+    tickets_closed_at: dict[str, int] = Field(default_factory=dict)
+    sentiments: tuple[Sentiment, ...] = ()
+    subscription: Subscription | None = None
+    started_at: int | None = None
+    downgrades: tuple[Downgrade, ...] = ()
+    # event_id -> occurred_at, the newest ``remembered_event_ids`` events.
+    recent_event_ids: dict[str, int] = Field(default_factory=dict)
+    episodes: dict[RuleName, Episode] = Field(default_factory=dict)
+    # When each rule was last judged; a rule is never judged at an earlier time.
+    evaluated_at: dict[RuleName, int] = Field(default_factory=dict)
+    next_due_at: int | None = None
+
+    @property
+    def mrr(self) -> float:
+        return self.subscription.mrr if self.subscription else 0.0
+
+    def facts(self) -> dict[str, object]:
+        """The order-independent part, for comparing two states."""
+        return self.model_dump(exclude={"episodes", "evaluated_at", "next_due_at"})
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_defaults=True).encode()

@@ -19,6 +19,8 @@ class RejectReason(StrEnum):
     INVALID_SCHEMA = "invalid_schema"
     KEY_MISMATCH = "key_mismatch"
     FUTURE_EVENT = "future_event"
+    # A valid-looking message the worker failed on: a bug of ours, kept for replay.
+    PROCESSING_ERROR = "processing_error"
 
 
 class DeadLetter(BaseModel):

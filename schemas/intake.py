@@ -32,12 +32,8 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)[:MAX_ERROR_CHARS]
 
 
-def decode_event(key: bytes | None, value: bytes | None) -> Event | Rejection:
-    """Validate the value and check that the message key is the customer id.
-
-    The key decides the partition and so which worker holds the customer's
-    state; an event keyed otherwise would split that state, so it is refused.
-    """
+def validate_event(value: bytes | str | None) -> Event | Rejection:
+    """Validate one JSON event (a message value or a line of an event file)."""
     if value is None:
         return Rejection(RejectReason.NOT_JSON, "message has no value (tombstone)")
     try:
@@ -49,6 +45,18 @@ def decode_event(key: bytes | None, value: bytes | None) -> Event | Rejection:
         if kinds & _UNKNOWN_TYPE_ERRORS:
             return Rejection(RejectReason.UNKNOWN_TYPE, describe(exc))
         return Rejection(RejectReason.INVALID_SCHEMA, describe(exc))
+    return event
+
+
+def decode_event(key: bytes | None, value: bytes | None) -> Event | Rejection:
+    """Validate the value and check that the message key is the customer id.
+
+    The key decides the partition and so which worker holds the customer's
+    state; an event keyed otherwise would split that state, so it is refused.
+    """
+    event = validate_event(value)
+    if isinstance(event, Rejection):
+        return event
     expected = event.customer_id.encode()
     if key != expected:
         shown = "no key" if key is None else f"key {key[:80]!r}"

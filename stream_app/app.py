@@ -1,7 +1,13 @@
-"""The Faust shell: topics, the state table and the agent that feeds the core.
+"""The Faust shell: topics, the state table, the agent and the sweep timer.
 
 Everything here moves bytes in and out; decisions are made by
-``schemas.intake.decode_event`` and ``rules.apply_event``.
+``schemas.intake.decode_event`` and the core in ``rules``.
+
+One agent consumes the four input topics and the sweep-tick topic, all
+co-partitioned with the state table, so every table write happens in the
+stream context of a message from the customer's own partition. The sweep
+timer runs on every worker; it finds due customers in this worker's index and
+sends each a tick to that customer's partition, where the agent evaluates it.
 """
 
 from __future__ import annotations
@@ -11,11 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import EventT
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from faust.types import TP, EventT
 
-from rules import CustomerState, apply_event
-from schemas.dead_letter import DeadLetter
-from schemas.intake import Rejection, decode_event
+from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
+from rules.clock_math import to_seconds
+from rules.engine import Transition, is_future
+from schemas.dead_letter import DeadLetter, RejectReason
+from schemas.intake import Rejection, decode_event, describe
+from stream_app.clock import Clock, Progress, make_clock
+from stream_app.due_index import DueIndex
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,7 +40,169 @@ _RAW_BYTES: dict[str, Any] = {
 }
 
 
-def build_app(settings: Settings) -> faust.App:
+class SweepTick(BaseModel):
+    """A sweep command: evaluate this message's customer at ``now``."""
+
+    model_config = ConfigDict(extra="forbid")
+    now: AwareDatetime
+
+
+def encode_tick(now: datetime) -> bytes:
+    return SweepTick(now=now).model_dump_json().encode()
+
+
+def decode_tick(value: bytes | None) -> datetime | Rejection:
+    try:
+        return SweepTick.model_validate_json(value or b"").now
+    except ValidationError as exc:
+        return Rejection(RejectReason.INVALID_SCHEMA, f"sweep tick: {describe(exc)}")
+
+
+class Processor:
+    """The worker's moving parts between Kafka and the core; one per process."""
+
+    def __init__(self, app: faust.App, settings: Settings, rules: RulesConfig) -> None:
+        self.app = app
+        self.settings = settings
+        self.rules = rules
+        self.clock: Clock = make_clock(settings.clock)
+        self.index = DueIndex()
+        # One source for the agent: the inputs and the ticks, co-partitioned.
+        self.source = app.topic(
+            *settings.co_partitioned_topics, partitions=settings.partitions, **_RAW_BYTES
+        )
+        self.ticks = app.topic(settings.topic_sweep_ticks, partitions=settings.partitions, **_RAW_BYTES)
+        self.alerts = app.topic(settings.topic_alerts, **_RAW_BYTES)
+        self.dead_letters = app.topic(settings.topic_dead_letters, **_RAW_BYTES)
+        self.table = app.Table(
+            STATE_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            key_type=str,  # JSON-encoded customer id in the changelog
+            value_type=bytes,  # CustomerState.to_bytes(), raw
+            on_changelog_event=self._on_changelog_event,
+        )
+
+    async def handle(self, message_event: EventT[bytes]) -> None:
+        """Process one message; whatever happens, the worker goes on to the next."""
+        try:
+            await self._handle(message_event)
+        except Exception as exc:  # noqa: BLE001 - the worker must not die on a payload
+            log.exception("failed on %s[%d]@%d", message_event.message.topic,
+                          message_event.message.partition, message_event.message.offset)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            await self._dead_letter(message_event, Rejection(RejectReason.PROCESSING_ERROR, error))
+
+    async def _handle(self, message_event: EventT[bytes]) -> None:
+        message = message_event.message
+        if message.topic == self.settings.topic_sweep_ticks:
+            tick = decode_tick(message.value)
+            if isinstance(tick, Rejection):
+                await self._dead_letter(message_event, tick)
+            else:
+                await self._tick(message.key, tick, message.partition)
+            return
+        source = (message.topic, message.partition)
+        decoded = decode_event(message.key, message.value)
+        if isinstance(decoded, Rejection):
+            self.clock.observe(source, message.offset, None)
+            await self._dead_letter(message_event, decoded)
+            return
+        # "Future" is judged by the wall clock, whichever clock ages customers:
+        # an event clock cannot tell a broken publisher from a partition ahead.
+        reference = datetime.now(UTC)
+        if is_future(decoded, reference, self.rules):
+            error = (f"occurred_at {decoded.occurred_at.isoformat()} is more than "
+                     f"{self.rules.state.max_future_hours} h ahead of the wall clock ({reference.isoformat()})")
+            self.clock.observe(source, message.offset, None)
+            await self._dead_letter(message_event, Rejection(RejectReason.FUTURE_EVENT, error))
+            return
+        now = self.clock.for_event(decoded.occurred_at)
+        transition = apply_event(self._state(decoded.customer_id), decoded, now, self.rules)
+        applied = transition.outcome is Outcome.APPLIED
+        self.clock.observe(source, message.offset, decoded.occurred_at if applied else None)
+        if transition.outcome is Outcome.TOO_OLD:
+            log.info("ignored event %s of %s: older than the kept window",
+                     decoded.event_id, decoded.customer_id)
+        await self._take(decoded.customer_id, transition, message.partition)
+
+    async def sweep(self) -> None:
+        """Send a tick to each due customer this worker owns; others are not ours to judge."""
+        if self.app.rebalancing:
+            return
+        assignment = self.app.consumer.assignment()
+        owned = {tp.partition for tp in assignment if tp.topic == self.settings.topic_sweep_ticks}
+        now = self.clock.now({
+            (tp.topic, tp.partition): self._progress(tp)
+            for tp in assignment if tp.topic in self.settings.input_topics
+        })
+        if now is None or not owned:
+            return
+        # Entries of partitions we no longer own are dropped: their new owner
+        # rebuilt its own index from the changelog when it took them over.
+        due = self.index.pop_due(to_seconds(now), self.settings.sweep_batch)
+        value = encode_tick(now)
+        sent = 0
+        for entry in due:
+            if entry.partition in owned:
+                await self.ticks.send(key=entry.customer_id.encode(), value=value, partition=entry.partition)
+                sent += 1
+        if sent:
+            log.info("sweep at %s: %d customers due", now.isoformat(), sent)
+
+    def _progress(self, tp: TP) -> Progress:
+        consumer = self.app.consumer
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - not fetched yet, or assignment moving
+            highwater = None
+        # Faust keeps the group's committed offsets (next to read) here after
+        # seeking to them at start-up; there is no public accessor.
+        committed = getattr(consumer, "_committed_offset", {}).get(tp)
+        return Progress(highwater, committed)
+
+    async def _tick(self, key: bytes | None, now: datetime, partition: int) -> None:
+        customer_id = (key or b"").decode("utf-8", "replace")
+        state = self._state(customer_id)
+        if state is not None:
+            await self._take(customer_id, evaluate(state, now, self.rules), partition)
+
+    async def _take(self, customer_id: str, transition: Transition, partition: int) -> None:
+        if transition.outcome is Outcome.APPLIED and transition.state is not None:
+            self.table[customer_id] = transition.state.to_bytes()
+            self.index.set(customer_id, transition.state.next_due_at, partition)
+        for alert in transition.alerts:
+            await self.alerts.send(key=alert.customer_id.encode(), value=alert.model_dump_json().encode())
+
+    def _state(self, customer_id: str) -> CustomerState | None:
+        raw = self.table.get(customer_id)
+        return CustomerState.from_bytes(raw) if raw is not None else None
+
+    async def _dead_letter(self, message_event: EventT[bytes], rejection: Rejection) -> None:
+        message = message_event.message
+        record = DeadLetter(
+            source_topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key_b64=DeadLetter.encode(message.key),
+            value_b64=DeadLetter.encode(message.value),
+            reason=rejection.reason,
+            error=rejection.error,
+            rejected_at=datetime.now(UTC),
+        )
+        log.warning("rejected %s[%d]@%d: %s: %s", message.topic, message.partition,
+                    message.offset, rejection.reason, rejection.error)
+        await self.dead_letters.send(key=message.key, value=record.model_dump_json().encode())
+
+    async def _on_changelog_event(self, changelog_event: EventT[bytes]) -> None:
+        """Rebuild the due index from recovered (or standby) state."""
+        raw = changelog_event.value
+        if raw is not None:
+            state = CustomerState.from_bytes(raw)
+            self.index.set(state.customer_id, state.next_due_at, changelog_event.message.partition)
+
+
+def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     """A Faust app for these settings; built per process, so tests can run several."""
     app = faust.App(
         settings.app_id,
@@ -50,53 +223,12 @@ def build_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
     )
-    inputs = app.topic(*settings.input_topics, partitions=settings.partitions, **_RAW_BYTES)
-    alerts = app.topic(settings.topic_alerts, **_RAW_BYTES)
-    dead_letters = app.topic(settings.topic_dead_letters, **_RAW_BYTES)
-    table = app.Table(
-        STATE_TABLE,
-        default=None,
-        partitions=settings.partitions,
-        key_type=str,  # JSON-encoded customer id in the changelog
-        value_type=bytes,  # CustomerState.to_bytes(), raw
-    )
+    processor = Processor(app, settings, rules)
 
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for message_event in stream.events():
-            await _handle(message_event, table, alerts, dead_letters)
+            await processor.handle(message_event)
 
-    app.agent(inputs, name="churnwatch.process")(process)
+    app.agent(processor.source, name="churnwatch.process")(process)
+    app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     return app
-
-
-async def _handle(
-    message_event: EventT[bytes],
-    table: faust.Table,
-    alerts: faust.TopicT,
-    dead_letters: faust.TopicT,
-) -> None:
-    message = message_event.message
-    decoded = decode_event(message.key, message.value)
-    if isinstance(decoded, Rejection):
-        record = DeadLetter(
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key_b64=DeadLetter.encode(message.key),
-            value_b64=DeadLetter.encode(message.value),
-            reason=decoded.reason,
-            error=decoded.error,
-            rejected_at=datetime.now(UTC),
-        )
-        log.warning(
-            "rejected %s[%d]@%d: %s: %s",
-            message.topic, message.partition, message.offset, decoded.reason, decoded.error,
-        )
-        await dead_letters.send(key=message.key, value=record.model_dump_json().encode())
-        return
-    raw_state = table.get(decoded.customer_id)
-    state = CustomerState.from_bytes(raw_state) if raw_state is not None else None
-    transition = apply_event(state, decoded, now=decoded.occurred_at)
-    table[decoded.customer_id] = transition.state.to_bytes()
-    for alert in transition.alerts:
-        await alerts.send(key=alert.customer_id.encode(), value=alert.model_dump_json().encode())

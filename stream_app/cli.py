@@ -7,25 +7,29 @@ import asyncio
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from rules.config import RulesFileError
 from stream_app.settings import SettingsError
 
 
 def _worker(args: argparse.Namespace) -> int:
     import faust
 
+    from rules import load_rules
     from stream_app.app import build_app
     from stream_app.settings import Settings
     from stream_app.topics import ensure_topics
 
     settings = Settings.from_env()
+    rules = load_rules(settings.rules_file)  # a bad rules file stops us before we connect
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
-    app = build_app(settings)
+    app = build_app(settings, rules)
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
     worker.execute_from_commandline()
     return 0
@@ -53,6 +57,22 @@ def _schemas_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from rules import load_rules
+    from stream_app.replay import format_summary, replay_lines
+
+    config = load_rules(Path(args.rules) if args.rules else None)
+    until = datetime.fromisoformat(args.until) if args.until else None
+    if until is not None and until.tzinfo is None:
+        raise SystemExit("churnwatch: --until needs a timezone, e.g. 2026-03-01T00:00:00Z")
+    out = Path(args.out)
+    with Path(args.events).open("rb") as events, out.open("w", encoding="utf-8") as alerts:
+        summary = replay_lines(events, config, lambda a: alerts.write(a.model_dump_json() + "\n"),
+                               until, future_reference=datetime.now(UTC))
+    print(format_summary(summary))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from stream_app.demo import run_demo
 
@@ -77,6 +97,13 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("directory")
     export.set_defaults(run=_schemas_export)
 
+    replay = commands.add_parser("replay", help="run the rules over an event file (JSONL), offline")
+    replay.add_argument("events", help="time-ordered JSONL, one event per line with its type")
+    replay.add_argument("--out", required=True, help="alerts, one JSON object per line")
+    replay.add_argument("--rules", help="rules file (default: the built-in defaults)")
+    replay.add_argument("--until", help="sweep on to this time (RFC 3339) after the last event")
+    replay.set_defaults(run=_replay)
+
     demo = commands.add_parser("demo", help="broker, worker, a few customers, alerts printed")
     demo.add_argument("--broker", help="bootstrap servers of an existing Kafka (default: embedded)")
     demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for alerts")
@@ -90,4 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except (ValidationError, SettingsError) as exc:
         print(f"churnwatch: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    except RulesFileError as exc:
+        print(f"churnwatch: {exc}", file=sys.stderr)
         return 2

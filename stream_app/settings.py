@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,24 @@ class Settings(BaseSettings):
     topic_subscriptions: TopicName = "subscriptions"
     topic_alerts: TopicName = "churn-alerts"
     topic_dead_letters: TopicName = "churn-dead-letters"
+    topic_sweep_ticks: TopicName = Field(
+        default="churn-sweep-ticks",
+        description="Internal: sweep commands, co-partitioned with the inputs and the state table.",
+    )
+
+    rules_file: Path | None = Field(
+        default=None, description="Rules file (TOML); default: rules/default_rules.toml."
+    )
+    clock: Literal["wall", "event"] = Field(
+        default="wall",
+        description="wall: rules age customers by real time; event: by the newest event time seen.",
+    )
+    sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=5.0, description="How often each worker looks for customers whose rules are due."
+    )
+    sweep_batch: Annotated[int, Field(ge=1)] = Field(
+        default=10_000, description="Most customers one sweep sends for evaluation."
+    )
 
     store: str = Field(default="memory://", description="Faust table store URL.")
     data_dir: Path = Field(default=Path(".churnwatch"), description="Faust data directory.")
@@ -77,6 +95,11 @@ class Settings(BaseSettings):
     @property
     def input_topics(self) -> tuple[str, str, str, str]:
         return (self.topic_usage, self.topic_payments, self.topic_tickets, self.topic_subscriptions)
+
+    @property
+    def co_partitioned_topics(self) -> tuple[str, ...]:
+        """Topics whose partition p must hold the same customers as the table's partition p."""
+        return (*self.input_topics, self.topic_sweep_ticks)
 
     @property
     def faust_broker_url(self) -> str:

@@ -27,7 +27,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     )
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
-        names = [*settings.input_topics, settings.topic_alerts, settings.topic_dead_letters]
+        names = [*settings.co_partitioned_topics, settings.topic_alerts, settings.topic_dead_letters]
         for name in names:
             topic = NewTopic(name, settings.partitions, settings.replication_factor)
             try:
@@ -40,7 +40,8 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
 
 
 async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings, timeout_s: float) -> None:
-    described = await asyncio.wait_for(admin.describe_topics(list(settings.input_topics)), timeout_s)
+    topics = list(settings.co_partitioned_topics)
+    described = await asyncio.wait_for(admin.describe_topics(topics), timeout_s)
     wrong = {
         topic["topic"]: len(topic["partitions"])
         for topic in described

@@ -19,6 +19,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return {
         f"{ENV_PREFIX}{name.upper()}": str(value)
         for name, value in settings.model_dump().items()
+        if value is not None
     }
 
 

@@ -71,6 +71,8 @@ def make_settings(broker: Broker, data_dir: Path, **overrides: object) -> Settin
         partitions=4,
         data_dir=data_dir,
         web_port=free_port(),
+        clock="event",
+        sweep_interval_s=0.5,
     )
     fields.update(overrides)
     return Settings(**fields)

@@ -77,13 +77,25 @@ def test_failed_payment_becomes_an_alert(running: tuple[Settings, WorkerProcess]
     assert alert.status == "firing"
     assert alert.severity == "high"  # card_expired needs the customer to act
     assert alert.triggered_at == T0
-    assert alert.evidence["invoice_id"] == "inv-1"
-    assert alert.evidence["failure_reason"] == "card_expired"
+    assert alert.evidence["last_invoice_id"] == "inv-1"
+    assert alert.evidence["last_failure_reason"] == "card_expired"
     assert "update" in alert.recommended_action
     # Deterministic: the id is a function of the input, not of the run.
     from rules.alert_ids import alert_id
 
     assert alert.alert_id == alert_id("cust-pay", alert.rule, "pay-it-1")
+
+
+def test_an_event_from_the_far_future_goes_to_dead_letters(running: tuple[Settings, WorkerProcess]) -> None:
+    settings, worker = running
+    event = UsageEvent(event_id="future-1", customer_id="cust-future",
+                       occurred_at=datetime(2100, 1, 1, tzinfo=UTC), kind="login")
+    asyncio.run(_publish(settings, (settings.topic_usage, b"cust-future", event.model_dump_json().encode())))
+    letters = _read(settings, settings.topic_dead_letters,
+                    lambda rs: any(r.key == b"cust-future" for r in rs), worker)
+    mine = [DeadLetter.model_validate_json(r.value) for r in letters if r.key == b"cust-future"]
+    assert [d.reason for d in mine] == ["future_event"]
+    assert "2100-01-01" in mine[0].error
 
 
 def test_bad_messages_go_to_dead_letters_and_the_worker_goes_on(
@@ -131,7 +143,7 @@ def test_bad_messages_go_to_dead_letters_and_the_worker_goes_on(
     alerts = _read(settings, settings.topic_alerts,
                    lambda rs: any(r.key == b"cust-dl" for r in rs), worker)
     mine = [Alert.model_validate_json(r.value) for r in alerts if r.key == b"cust-dl"]
-    assert [a.evidence["invoice_id"] for a in mine] == ["inv-10"]
+    assert [a.evidence["last_invoice_id"] for a in mine] == ["inv-10"]
     assert worker.alive()
 
 

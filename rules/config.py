@@ -1,0 +1,111 @@
+"""The rules file: every threshold, validated at start-up, with documented defaults.
+
+The defaults live in ``rules/default_rules.toml`` (the documented copy) and in
+the models below; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas.alert import Severity
+
+DEFAULT_RULES_FILE = Path(__file__).with_name("default_rules.toml")
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Days = Annotated[int, Field(ge=1, le=3650)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(_Section):
+    keep_days: Annotated[int, Field(ge=60, le=366)] = 60
+    max_future_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24
+    remembered_event_ids: Annotated[int, Field(ge=1, le=10_000)] = 128
+
+
+class DisengagementConfig(_Section):
+    enabled: bool = True
+    activity: Literal["purchase", "all"] = "purchase"
+    min_drop: Annotated[float, Field(gt=0, le=1)] = 0.30
+    min_previous_activity: Annotated[int, Field(ge=1)] = 1
+    silent_days: Days = 15
+    critical_silent_days: Days = 30
+    severity: Severity = Severity.HIGH
+
+    @model_validator(mode="after")
+    def _critical_after_silent(self) -> DisengagementConfig:
+        if self.critical_silent_days <= self.silent_days:
+            raise ValueError("critical_silent_days must be greater than silent_days")
+        return self
+
+
+class PaymentFailureConfig(_Section):
+    enabled: bool = True
+    window_days: Days = 30
+    severity: Severity = Severity.WARNING
+    card_expired_severity: Severity = Severity.HIGH
+    escalate_at_failures: Annotated[int, Field(ge=2)] = 2
+    critical_at_failures: Annotated[int, Field(ge=2)] = 3
+    max_episode_days: Days = 60
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PaymentFailureConfig:
+        if self.critical_at_failures < self.escalate_at_failures:
+            raise ValueError("critical_at_failures must be >= escalate_at_failures")
+        return self
+
+
+class SupportDistressConfig(_Section):
+    enabled: bool = True
+    window_days: Days = 14
+    min_tickets: Annotated[int, Field(ge=1)] = 3
+    negative_sentiment: Annotated[float, Field(ge=-1, le=1)] = -0.5
+    urgent_ticket: bool = True
+    cancellation_request: bool = True
+    severity: Severity = Severity.WARNING
+
+
+class RevenueChurnConfig(_Section):
+    enabled: bool = True
+    min_drop: Fraction = 0.0
+    window_days: Days = 30
+    severity: Severity = Severity.WARNING
+    high_drop: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+class RulesConfig(_Section):
+    state: StateConfig = StateConfig()
+    disengagement: DisengagementConfig = DisengagementConfig()
+    payment_failure: PaymentFailureConfig = PaymentFailureConfig()
+    support_distress: SupportDistressConfig = SupportDistressConfig()
+    revenue_churn: RevenueChurnConfig = RevenueChurnConfig()
+
+
+class RulesFileError(ValueError):
+    pass
+
+
+def load_rules(path: Path | None = None) -> RulesConfig:
+    """Read and validate a rules file; the error names the file and the keys."""
+    path = path or DEFAULT_RULES_FILE
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesFileError(f"cannot read rules file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesFileError(f"rules file {path} is not valid TOML: {exc}") from exc
+    try:
+        return RulesConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise RulesFileError(f"rules file {path} is invalid: {problems}") from exc

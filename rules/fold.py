@@ -1,0 +1,179 @@
+"""Folding one event into a customer's facts.
+
+Each fact is kept so that the result depends on the set of events, not their
+order: maxima for "latest" times, lists kept sorted by (time, event id), the
+latest subscription chosen by event time. The one exception is a subscription
+change without ``previous_mrr`` that arrives late: its downgrade cannot be
+judged (publishers should send ``previous_mrr``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from rules.clock_math import DAY, day_of, to_seconds
+from rules.config import RulesConfig
+from rules.state import (
+    MAX_DOWNGRADES,
+    MAX_FAILURES,
+    MAX_SENTIMENTS,
+    MAX_TICKETS,
+    CustomerState,
+    Downgrade,
+    Failure,
+    Sentiment,
+    Subscription,
+    TicketOpened,
+)
+from schemas.events import (
+    Event,
+    PaymentEvent,
+    PaymentStatus,
+    SubscriptionAction,
+    SubscriptionEvent,
+    TicketAction,
+    TicketEvent,
+    UsageEvent,
+    UsageKind,
+)
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    TOO_OLD = "too_old"
+
+
+def new_state(event: Event) -> CustomerState:
+    at = to_seconds(event.occurred_at)
+    return CustomerState(customer_id=event.customer_id, first_seen_at=at, last_event_at=at)
+
+
+def fold_event(
+    state: CustomerState, event: Event, config: RulesConfig
+) -> tuple[CustomerState, Outcome]:
+    """The customer's facts after ``event``; the outcome says whether it counted."""
+    at = to_seconds(event.occurred_at)
+    if event.event_id in state.recent_event_ids:
+        return state, Outcome.DUPLICATE
+    newest = max(state.last_event_at, at)
+    if day_of(at) <= day_of(newest) - config.state.keep_days:
+        return state, Outcome.TOO_OLD
+    update: dict[str, object] = {
+        "first_seen_at": min(state.first_seen_at, at),
+        "last_event_at": newest,
+        "recent_event_ids": _remember(state.recent_event_ids, event.event_id, at, config),
+    }
+    if isinstance(event, UsageEvent):
+        update.update(_usage(state, event, at))
+    elif isinstance(event, PaymentEvent):
+        update.update(_payment(state, event, at))
+    elif isinstance(event, TicketEvent):
+        update.update(_ticket(state, event, at))
+    elif isinstance(event, SubscriptionEvent):
+        update.update(_subscription(state, event, at, config))
+    return _trim(state.model_copy(update=update), config), Outcome.APPLIED
+
+
+def _remember(ids: dict[str, int], event_id: str, at: int, config: RulesConfig) -> dict[str, int]:
+    limit = config.state.remembered_event_ids
+    merged = {**ids, event_id: at}
+    if len(merged) <= limit:
+        return merged
+    return dict(sorted(merged.items(), key=lambda item: (item[1], item[0]))[-limit:])
+
+
+def _usage(state: CustomerState, event: UsageEvent, at: int) -> dict[str, object]:
+    day = day_of(at)
+    buckets = dict(state.activity)
+    kinds = dict(buckets.get(day, {}))
+    kinds[event.kind.value] = kinds.get(event.kind.value, 0) + event.quantity
+    buckets[day] = kinds
+    update: dict[str, object] = {"activity": buckets}
+    if event.kind is UsageKind.LOGIN:
+        update["last_login_at"] = max(state.last_login_at or at, at)
+    return update
+
+
+def _payment(state: CustomerState, event: PaymentEvent, at: int) -> dict[str, object]:
+    if event.status is PaymentStatus.SUCCEEDED:
+        return {"last_payment_success_at": max(state.last_payment_success_at or at, at)}
+    failure = Failure(
+        at=at, event_id=event.event_id, invoice_id=event.invoice_id,
+        reason=str(event.failure_reason), amount=event.amount,
+    )
+    return {"failures": _insert(state.failures, failure, MAX_FAILURES)}
+
+
+def _ticket(state: CustomerState, event: TicketEvent, at: int) -> dict[str, object]:
+    update: dict[str, object] = {}
+    if event.action in (TicketAction.OPENED, TicketAction.REOPENED):
+        opened = TicketOpened(
+            at=at, event_id=event.event_id, ticket_id=event.ticket_id,
+            priority=event.priority.value, category=event.category.value,
+        )
+        update["tickets_opened"] = _insert(state.tickets_opened, opened, MAX_TICKETS)
+    elif event.action is TicketAction.CLOSED:
+        closed = dict(state.tickets_closed_at)
+        closed[event.ticket_id] = max(closed.get(event.ticket_id, at), at)
+        update["tickets_closed_at"] = closed
+    if event.sentiment is not None:
+        sentiment = Sentiment(at=at, event_id=event.event_id, value=event.sentiment)
+        update["sentiments"] = _insert(state.sentiments, sentiment, MAX_SENTIMENTS)
+    return update
+
+
+def _subscription(
+    state: CustomerState, event: SubscriptionEvent, at: int, config: RulesConfig
+) -> dict[str, object]:
+    incoming = Subscription(
+        as_of=at, event_id=event.event_id, action=event.action.value, plan=event.plan,
+        mrr=event.mrr, renews_at=to_seconds(event.renews_at) if event.renews_at else None,
+        cancel_reason=event.cancel_reason.value if event.cancel_reason else None,
+    )
+    current = state.subscription
+    is_newest = current is None or (at, event.event_id) > (current.as_of, current.event_id)
+    update: dict[str, object] = {}
+    if is_newest:
+        update["subscription"] = incoming
+    if event.action is SubscriptionAction.STARTED:
+        update["started_at"] = min(state.started_at or at, at)
+    before = event.previous_mrr
+    if before is None and is_newest and current is not None:
+        before = current.mrr
+    if (
+        event.action is not SubscriptionAction.CANCELLED
+        and before is not None
+        and event.mrr < before
+        and (before - event.mrr) >= config.revenue_churn.min_drop * before
+    ):
+        downgrade = Downgrade(at=at, event_id=event.event_id, from_mrr=before, to_mrr=event.mrr)
+        update["downgrades"] = _insert(state.downgrades, downgrade, MAX_DOWNGRADES)
+    return update
+
+
+_Timed = TypeVar("_Timed", Failure, TicketOpened, Sentiment, Downgrade)
+
+
+def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, ...]:
+    """Sorted by (time, event id), newest ``cap`` kept: the same for any arrival order."""
+    merged = sorted((*items, item), key=lambda x: (x.at, x.event_id))
+    return tuple(merged[-cap:])
+
+
+def _trim(state: CustomerState, config: RulesConfig) -> CustomerState:
+    """Drop what fell out of the kept window, measured from the newest event."""
+    keep = config.state.keep_days
+    first_day = day_of(state.last_event_at) - keep + 1
+    cutoff = first_day * DAY
+    closes = sorted((c, t) for t, c in state.tickets_closed_at.items() if c >= cutoff)
+    return state.model_copy(update={
+        "activity": {d: k for d, k in state.activity.items() if d >= first_day},
+        "failures": tuple(f for f in state.failures if f.at >= cutoff),
+        "tickets_opened": tuple(t for t in state.tickets_opened if t.at >= cutoff),
+        "tickets_closed_at": {t: c for c, t in closes[-MAX_TICKETS:]},
+        "recent_event_ids": {e: a for e, a in state.recent_event_ids.items() if a >= cutoff},
+        "sentiments": tuple(s for s in state.sentiments if s.at >= cutoff),
+        "downgrades": tuple(d for d in state.downgrades if d.at >= cutoff),
+    })

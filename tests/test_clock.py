@@ -1,0 +1,54 @@
+"""The event clock's watermark: it waits for partitions that still have records queued."""
+
+from __future__ import annotations
+
+from stream_app.clock import EventClock, Progress
+from tests.event_factory import day
+
+
+def hw(**highwaters: int | None) -> dict[str, Progress]:
+    return {source: Progress(value, None) for source, value in highwaters.items()}
+
+
+def test_the_watermark_waits_for_the_slowest_partition_with_records_queued() -> None:
+    clock = EventClock()
+    clock.observe("a", 9, day(30))
+    clock.observe("b", 0, day(2))
+    # a is caught up (offset 9 of 10), b has 5 records waiting.
+    assert clock.now(hw(a=10, b=6)) == day(2)
+    clock.observe("b", 5, day(40))
+    assert clock.now(hw(a=10, b=6)) == day(40)
+
+
+def test_an_assigned_partition_not_read_yet_holds_the_clock() -> None:
+    clock = EventClock()
+    clock.observe("a", 0, day(5))
+    assert clock.now(hw(a=1, b=None)) is None
+    assert clock.now(hw(a=1, b=3)) is None
+    assert clock.now(hw(a=1, b=0)) == day(5)  # b is empty: nothing to wait for
+
+
+def test_the_watermark_never_moves_back() -> None:
+    clock = EventClock()
+    clock.observe("a", 0, day(10))
+    assert clock.now(hw(a=1)) == day(10)
+    clock.observe("b", 0, day(3))
+    assert clock.now(hw(a=1, b=5)) == day(10)
+
+
+def test_rejected_records_still_count_as_read() -> None:
+    clock = EventClock()
+    clock.observe("a", 0, day(1))
+    clock.observe("a", 1, None)  # e.g. a dead letter
+    assert clock.now(hw(a=2)) == day(1)
+    assert clock.now(hw(a=3)) == day(1)
+
+
+def test_a_partition_resumed_at_its_committed_offset_is_caught_up() -> None:
+    clock = EventClock()
+    clock.observe("a", 4, day(9))
+    # b was processed by an earlier worker up to offset 99; nothing new to read.
+    assert clock.now({"a": Progress(5, None), "b": Progress(100, 100)}) == day(9)
+    fresh = EventClock()
+    fresh.observe("a", 4, day(9))
+    assert fresh.now({"a": Progress(5, None), "b": Progress(101, 100)}) is None  # one record waits
