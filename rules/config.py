@@ -80,12 +80,33 @@ class RevenueChurnConfig(_Section):
     high_drop: Annotated[float, Field(gt=0, le=1)] = 0.5
 
 
+class ModelConfig(_Section):
+    enabled: bool = True
+    threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    clear_below: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    high_at: Annotated[float, Field(gt=0, le=1)] = 0.8
+    min_labels: Annotated[int, Field(ge=0)] = 500
+    snapshot_every_days: Days = 7
+    horizon_days: Days = 30
+    label: Literal["cancellation", "inactivity"] = "cancellation"
+    inactive_days: Days = 30
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.001
+    l2: Annotated[float, Field(ge=0, le=10)] = 0.0001
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ModelConfig:
+        if not self.clear_below <= self.threshold <= self.high_at:
+            raise ValueError("need clear_below <= threshold <= high_at")
+        return self
+
+
 class RulesConfig(_Section):
     state: StateConfig = StateConfig()
     disengagement: DisengagementConfig = DisengagementConfig()
     payment_failure: PaymentFailureConfig = PaymentFailureConfig()
     support_distress: SupportDistressConfig = SupportDistressConfig()
     revenue_churn: RevenueChurnConfig = RevenueChurnConfig()
+    model: ModelConfig = ModelConfig()
 
 
 class RulesFileError(ValueError):

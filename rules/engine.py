@@ -16,17 +16,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from rules import disengagement, payment, revenue, support
-from rules.clock_math import HOUR, to_seconds
+from rules import disengagement, labels, model_risk, payment, revenue, support
+from rules.clock_math import HOUR, iso_date, to_seconds
 from rules.condition import Rule
 from rules.config import RulesConfig
 from rules.episodes import reconcile
 from rules.fold import Outcome, fold_event, new_state
-from rules.state import CustomerState
-from schemas.alert import Alert
-from schemas.events import Event
+from rules.features import features
+from rules.labels import Labelled
+from rules.model_risk import Scorer
+from rules.state import CustomerState, Risk
+from schemas.alert import Alert, RuleName
+from schemas.events import Event, SubscriptionAction, SubscriptionEvent
 
-RULES: tuple[Rule, ...] = (disengagement.RULE, payment.RULE, support.RULE, revenue.RULE)
+PERIOD_STARTS = (SubscriptionAction.STARTED, SubscriptionAction.RENEWED)
+
+RULES: tuple[Rule, ...] = (
+    disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, model_risk.RULE,
+)
 DEFAULT_CONFIG = RulesConfig()
 
 
@@ -37,6 +44,7 @@ class Transition:
     state: CustomerState | None
     alerts: tuple[Alert, ...]
     outcome: Outcome = Outcome.APPLIED
+    labelled: tuple[Labelled, ...] = ()  # training examples whose label is now known
 
 
 def apply_event(
@@ -44,6 +52,7 @@ def apply_event(
     event: Event,
     now: datetime,
     config: RulesConfig = DEFAULT_CONFIG,
+    scorer: Scorer | None = None,
 ) -> Transition:
     """Fold one validated event in and re-evaluate the rules that this type of event feeds.
 
@@ -57,13 +66,17 @@ def apply_event(
     would call a customer silent whose logins are still in the queue. Rules
     not fed by this event are aged by the sweep, on a clock that waits for
     every queue.
+
+    ``scorer`` is the online model's prediction function (the model itself
+    lives in the shell); without one, snapshots are still taken, unscored.
     """
     folded, outcome = fold_event(state or new_state(event), event, config)
     if outcome is not Outcome.APPLIED:
         return Transition(state, (), outcome)
     at = to_seconds(event.occurred_at)
     fed = [rule for rule in RULES if event.type in rule.fed_by]
-    return _evaluate(folded, fed, max(to_seconds(now), at), at, config)
+    period_starts = isinstance(event, SubscriptionEvent) and event.action in PERIOD_STARTS
+    return _evaluate(folded, fed, max(to_seconds(now), at), at, config, scorer, period_starts)
 
 
 def is_future(event: Event, reference: datetime | None, config: RulesConfig = DEFAULT_CONFIG) -> bool:
@@ -76,18 +89,55 @@ def is_future(event: Event, reference: datetime | None, config: RulesConfig = DE
     return to_seconds(event.occurred_at) > to_seconds(reference) + config.state.max_future_hours * HOUR
 
 
-def evaluate(state: CustomerState, now: datetime, config: RulesConfig = DEFAULT_CONFIG) -> Transition:
+def evaluate(
+    state: CustomerState,
+    now: datetime,
+    config: RulesConfig = DEFAULT_CONFIG,
+    scorer: Scorer | None = None,
+) -> Transition:
     """Re-evaluate every rule with no new event (the sweep); alerts are stamped with ``now``."""
     clock = to_seconds(now)
-    return _evaluate(state, list(RULES), clock, clock, config)
+    return _evaluate(state, list(RULES), clock, clock, config, scorer)
+
+
+def _model_step(
+    state: CustomerState, now: int, config: RulesConfig, scorer: Scorer | None, period_starts: bool
+) -> tuple[CustomerState, list[Labelled]]:
+    """Label what the horizon has settled, score the customer, snapshot (and assess) if due."""
+    when = max(now, state.evaluated_at.get(RuleName.MODEL_RISK, now))
+    state, labelled = labels.label_snapshots(state, when, config)
+    values = features(state, when)
+    due = labels.snapshot_due(state, when, config, force=period_starts)
+    score = scorer(values, due) if scorer else None
+    if score is not None:
+        risk = state.risk or Risk(probability=score.probability, scored_at=when)
+        update: dict[str, object] = {"probability": score.probability, "scored_at": when}
+        if due:
+            update.update(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers)
+        state = state.model_copy(update={"risk": risk.model_copy(update=update)})
+    if due:
+        state = labels.take_snapshot(state, when, config, values, score.probability if score else None)
+    return state, labelled
 
 
 def _evaluate(
-    state: CustomerState, rules: list[Rule], now: int, triggered_at: int, config: RulesConfig
+    state: CustomerState,
+    rules: list[Rule],
+    now: int,
+    triggered_at: int,
+    config: RulesConfig,
+    scorer: Scorer | None,
+    period_starts: bool = False,
 ) -> Transition:
+    labelled: list[Labelled] = []
+    if config.model.enabled:
+        state, labelled = _model_step(state, now, config, scorer, period_starts)
     conditions = {}
     resolutions = {}
     evaluated_at = dict(state.evaluated_at)
+    # A customer who cancelled has churned: no rule opens an episode for them
+    # any more (their silence is expected), and open ones close saying why.
+    cancelled = state.subscription is not None and state.subscription.action == "cancelled"
     for rule in rules:
         if not (rule.enabled(config) or rule.name in state.episodes):
             continue
@@ -95,13 +145,20 @@ def _evaluate(
         # queued behind a newer event must not reopen what that event closed.
         when = max(now, evaluated_at.get(rule.name, now))
         evaluated_at[rule.name] = when
-        conditions[rule.name] = rule.condition(state, when, config) if rule.enabled(config) else None
-        resolutions[rule.name] = rule.resolution(state, when, config)
+        live = rule.enabled(config) and not cancelled
+        conditions[rule.name] = rule.condition(state, when, config) if live else None
+        resolutions[rule.name] = (
+            f"Closed: the customer cancelled on {iso_date(state.subscription.as_of)}"
+            if cancelled and state.subscription is not None
+            else rule.resolution(state, when, config)
+        )
     episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)
     state = state.model_copy(update={"episodes": episodes, "evaluated_at": evaluated_at})
     due_times = [
         due for rule in RULES if rule.enabled(config)
         for due in [rule.next_check(state, evaluated_at.get(rule.name, now), config)] if due is not None
     ]
+    if config.model.enabled and (due := labels.next_check(state, now, config)) is not None:
+        due_times.append(due)
     state = state.model_copy(update={"next_due_at": min(due_times, default=None)})
-    return Transition(state, tuple(alerts))
+    return Transition(state, tuple(alerts), labelled=tuple(labelled))

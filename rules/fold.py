@@ -90,7 +90,10 @@ def _usage(state: CustomerState, event: UsageEvent, at: int) -> dict[str, object
     kinds = dict(buckets.get(day, {}))
     kinds[event.kind.value] = kinds.get(event.kind.value, 0) + event.quantity
     buckets[day] = kinds
-    update: dict[str, object] = {"activity": buckets}
+    update: dict[str, object] = {
+        "activity": buckets,
+        "last_activity_at": max(state.last_activity_at or at, at),
+    }
     if event.kind is UsageKind.LOGIN:
         update["last_login_at"] = max(state.last_login_at or at, at)
     return update
@@ -139,6 +142,8 @@ def _subscription(
         update["subscription"] = incoming
     if event.action is SubscriptionAction.STARTED:
         update["started_at"] = min(state.started_at or at, at)
+    if event.action is SubscriptionAction.CANCELLED:
+        update["cancelled_at"] = max(state.cancelled_at or at, at)
     before = event.previous_mrr
     if before is None and is_newest and current is not None:
         before = current.mrr

@@ -72,6 +72,40 @@ class Subscription(_Fact):
     cancel_reason: str | None = None
 
 
+class Snapshot(_Fact):
+    """The model's features at a moment, waiting for their label."""
+
+    taken_at: int
+    values: tuple[float, ...]  # in rules.features.FEATURE_NAMES order
+    probability: float | None = None  # the model's score when taken
+
+
+class Driver(_Fact):
+    """One feature's push on the model's score: weight x scaled value."""
+
+    name: str
+    value: float
+    contribution: float
+
+
+class Risk(_Fact):
+    """The model's view of this customer.
+
+    ``probability`` is refreshed with every event and sweep (for lookups);
+    ``assessed`` is the score at the last snapshot, the one the model_risk
+    rule judges: weekly, like the labels that measure the model. Scores of an
+    online model move with every label it learns, and a rule fed by every
+    event would see every customer cross any threshold some day.
+    """
+
+    probability: float
+    scored_at: int
+    assessed: float | None = None
+    assessed_at: int | None = None
+    ready: bool = False  # at assessment: the model had learned from enough labels
+    drivers: tuple[Driver, ...] = ()  # at assessment
+
+
 class Episode(_Fact):
     """An open alert episode: what was said last, so we escalate instead of repeating."""
 
@@ -90,6 +124,7 @@ class CustomerState(BaseModel):
     # Day number (days since 1970-01-01 UTC) -> usage kind -> summed quantity.
     activity: dict[int, dict[str, int]] = Field(default_factory=dict)
     last_login_at: int | None = None
+    last_activity_at: int | None = None
     failures: tuple[Failure, ...] = ()
     last_payment_success_at: int | None = None
     tickets_opened: tuple[TicketOpened, ...] = ()
@@ -98,9 +133,13 @@ class CustomerState(BaseModel):
     sentiments: tuple[Sentiment, ...] = ()
     subscription: Subscription | None = None
     started_at: int | None = None
+    cancelled_at: int | None = None
     downgrades: tuple[Downgrade, ...] = ()
     # event_id -> occurred_at, the newest ``remembered_event_ids`` events.
     recent_event_ids: dict[str, int] = Field(default_factory=dict)
+    snapshots: tuple[Snapshot, ...] = ()
+    last_snapshot_at: int | None = None
+    risk: Risk | None = None
     episodes: dict[RuleName, Episode] = Field(default_factory=dict)
     # When each rule was last judged; a rule is never judged at an earlier time.
     evaluated_at: dict[RuleName, int] = Field(default_factory=dict)
@@ -112,7 +151,8 @@ class CustomerState(BaseModel):
 
     def facts(self) -> dict[str, object]:
         """The order-independent part, for comparing two states."""
-        return self.model_dump(exclude={"episodes", "evaluated_at", "next_due_at"})
+        return self.model_dump(exclude={
+            "episodes", "evaluated_at", "next_due_at", "snapshots", "last_snapshot_at", "risk"})
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_defaults=True).encode()

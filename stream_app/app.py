@@ -25,6 +25,7 @@ from rules.clock_math import to_seconds
 from rules.engine import Transition, is_future
 from schemas.dead_letter import DeadLetter, RejectReason
 from schemas.intake import Rejection, decode_event, describe
+from stream_app.churn_model import ChurnModel
 from stream_app.clock import Clock, Progress, make_clock
 from stream_app.due_index import DueIndex
 from stream_app.settings import Settings
@@ -65,6 +66,8 @@ class Processor:
         self.app = app
         self.settings = settings
         self.rules = rules
+        # One model per worker, learning from the labels of its partitions.
+        self.model = ChurnModel.load(settings.model_file, rules.model)
         self.clock: Clock = make_clock(settings.clock)
         self.index = DueIndex()
         # One source for the agent: the inputs and the ticks, co-partitioned.
@@ -118,7 +121,7 @@ class Processor:
             await self._dead_letter(message_event, Rejection(RejectReason.FUTURE_EVENT, error))
             return
         now = self.clock.for_event(decoded.occurred_at)
-        transition = apply_event(self._state(decoded.customer_id), decoded, now, self.rules)
+        transition = apply_event(self._state(decoded.customer_id), decoded, now, self.rules, self.model.score)
         applied = transition.outcome is Outcome.APPLIED
         self.clock.observe(source, message.offset, decoded.occurred_at if applied else None)
         if transition.outcome is Outcome.TOO_OLD:
@@ -165,14 +168,22 @@ class Processor:
         customer_id = (key or b"").decode("utf-8", "replace")
         state = self._state(customer_id)
         if state is not None:
-            await self._take(customer_id, evaluate(state, now, self.rules), partition)
+            await self._take(customer_id, evaluate(state, now, self.rules, self.model.score), partition)
 
     async def _take(self, customer_id: str, transition: Transition, partition: int) -> None:
         if transition.outcome is Outcome.APPLIED and transition.state is not None:
             self.table[customer_id] = transition.state.to_bytes()
             self.index.set(customer_id, transition.state.next_due_at, partition)
+        for example in transition.labelled:
+            self.model.learn(example)
         for alert in transition.alerts:
             await self.alerts.send(key=alert.customer_id.encode(), value=alert.model_dump_json().encode())
+
+    async def checkpoint(self) -> None:
+        """Save the model, so a restart does not reset its learning."""
+        self.model.save(self.settings.model_file)
+        summary = self.model.summary()
+        log.info("model checkpoint: %d labels, ROC AUC %s", summary["labels"], summary["roc_auc"])
 
     def _state(self, customer_id: str) -> CustomerState | None:
         raw = self.table.get(customer_id)
@@ -231,4 +242,10 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
 
     app.agent(processor.source, name="churnwatch.process")(process)
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
+    app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)
+
+    @app.on_before_shutdown.connect
+    async def _save_model(app: faust.App, **kwargs: Any) -> None:
+        await processor.checkpoint()
+
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import signal
 import sys
 import threading
@@ -66,10 +68,27 @@ def _replay(args: argparse.Namespace) -> int:
     if until is not None and until.tzinfo is None:
         raise SystemExit("churnwatch: --until needs a timezone, e.g. 2026-03-01T00:00:00Z")
     out = Path(args.out)
-    with Path(args.events).open("rb") as events, out.open("w", encoding="utf-8") as alerts:
-        summary = replay_lines(events, config, lambda a: alerts.write(a.model_dump_json() + "\n"),
-                               until, future_reference=datetime.now(UTC))
+    with contextlib.ExitStack() as files:
+        events = files.enter_context(Path(args.events).open("rb"))
+        alerts = files.enter_context(out.open("w", encoding="utf-8"))
+        scores = files.enter_context(Path(args.scores).open("w", encoding="utf-8")) if args.scores else None
+        summary = replay_lines(
+            events, config, lambda a: alerts.write(a.model_dump_json() + "\n"), until,
+            future_reference=datetime.now(UTC),
+            on_score=(lambda line: scores.write(json.dumps(line._asdict()) + "\n")) if scores else None,
+        )
     print(format_summary(summary))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from stream_app.simulator import simulate, write_simulation
+
+    events, truth = simulate(args.customers, args.days, args.seed)
+    truth_file = write_simulation(Path(args.out), events, truth)
+    churned = sum(t.churned for t in truth)
+    print(f"{len(events)} events of {len(truth)} customers ({churned} churn) over {args.days} days"
+          f" -> {args.out}, truth -> {truth_file}")
     return 0
 
 
@@ -102,7 +121,15 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", required=True, help="alerts, one JSON object per line")
     replay.add_argument("--rules", help="rules file (default: the built-in defaults)")
     replay.add_argument("--until", help="sweep on to this time (RFC 3339) after the last event")
+    replay.add_argument("--scores", help="one JSON line per model snapshot: customer, time, probability, label")
     replay.set_defaults(run=_replay)
+
+    simulate = commands.add_parser("simulate", help="write a simulated customer base with known outcomes")
+    simulate.add_argument("--customers", type=int, default=1000)
+    simulate.add_argument("--days", type=int, default=120)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--out", required=True, help="events JSONL; the truth goes to FILE.truth.jsonl")
+    simulate.set_defaults(run=_simulate)
 
     demo = commands.add_parser("demo", help="broker, worker, a few customers, alerts printed")
     demo.add_argument("--broker", help="bootstrap servers of an existing Kafka (default: embedded)")

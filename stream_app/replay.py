@@ -12,14 +12,25 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from rules.clock_math import to_datetime, to_seconds
+from rules.clock_math import iso, to_datetime, to_seconds
 from rules.engine import Transition, is_future
 from schemas.alert import Alert
 from schemas.dead_letter import RejectReason
 from schemas.intake import Rejection, validate_event
+from stream_app.churn_model import ChurnModel
 from stream_app.due_index import DueIndex
+
+
+class ScoreLine(NamedTuple):
+    """A snapshot's score and, once known, its label (the ``--scores`` file)."""
+
+    customer_id: str
+    taken_at: str | None
+    probability: float | None
+    label: int | None
 
 
 @dataclass
@@ -31,6 +42,7 @@ class ReplaySummary:
     sweep_evaluations: int = 0
     customers: int = 0
     watermark: datetime | None = None
+    model: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -43,6 +55,7 @@ class ReplaySummary:
             "sweep_evaluations": self.sweep_evaluations,
             "customers": self.customers,
             "watermark": self.watermark.isoformat() if self.watermark else None,
+            "model": self.model,
         }
 
 
@@ -54,11 +67,18 @@ class Replay:
         config: RulesConfig,
         on_alert: Callable[[Alert], None],
         future_reference: datetime | None = None,
+        model: ChurnModel | None = None,
+        on_score: Callable[[ScoreLine], None] | None = None,
     ) -> None:
         """``future_reference``: events beyond it (plus the allowed skew) are rejected
-        as from the future; the CLI passes the wall clock, tests a fixed time."""
+        as from the future; the CLI passes the wall clock, tests a fixed time.
+        ``model`` learns from the labels as they resolve (a new one if None);
+        ``on_score`` receives each snapshot's score once labelled, and the
+        unlabelled ones at the end."""
         self.config = config
         self.future_reference = future_reference
+        self.model = model if model is not None else ChurnModel(config.model)
+        self.on_score = on_score
         self.on_alert = on_alert
         self.states: dict[str, CustomerState] = {}
         self.index = DueIndex()
@@ -78,7 +98,8 @@ class Replay:
         # event at its own time.
         now = max(watermark or event.occurred_at, event.occurred_at)
         self.sweep(now)
-        transition = apply_event(self.states.get(event.customer_id), event, event.occurred_at, self.config)
+        transition = apply_event(self.states.get(event.customer_id), event, event.occurred_at,
+                                 self.config, self.model.score)
         self.summary.outcomes[transition.outcome] += 1
         if transition.outcome is Outcome.APPLIED:
             self.summary.watermark = now
@@ -90,7 +111,8 @@ class Replay:
         while due := self.index.pop_due(horizon, limit=1):
             entry = due[0]
             self.summary.sweep_evaluations += 1
-            transition = evaluate(self.states[entry.customer_id], to_datetime(entry.due_at), self.config)
+            transition = evaluate(self.states[entry.customer_id], to_datetime(entry.due_at),
+                                  self.config, self.model.score)
             self._take(entry.customer_id, transition)
 
     def finish(self, until: datetime | None = None) -> ReplaySummary:
@@ -98,6 +120,11 @@ class Replay:
             self.sweep(until)
             self.summary.watermark = max(self.summary.watermark or until, until)
         self.summary.customers = len(self.states)
+        self.summary.model = self.model.summary()
+        if self.on_score is not None:
+            for state in self.states.values():
+                for snapshot in state.snapshots:
+                    self.on_score(ScoreLine(state.customer_id, iso(snapshot.taken_at), snapshot.probability, None))
         return self.summary
 
     def _take(self, customer_id: str, transition: Transition) -> None:
@@ -107,6 +134,10 @@ class Replay:
         for alert in transition.alerts:
             self.summary.alerts[(alert.rule.value, alert.status.value)] += 1
             self.on_alert(alert)
+        for example in transition.labelled:
+            self.model.learn(example)
+            if self.on_score is not None:
+                self.on_score(ScoreLine(customer_id, iso(example.taken_at), example.probability, example.label))
 
 
 def replay_lines(
@@ -115,8 +146,9 @@ def replay_lines(
     on_alert: Callable[[Alert], None],
     until: datetime | None = None,
     future_reference: datetime | None = None,
+    on_score: Callable[[ScoreLine], None] | None = None,
 ) -> ReplaySummary:
-    run = Replay(config, on_alert, future_reference)
+    run = Replay(config, on_alert, future_reference, on_score=on_score)
     for line in lines:
         if line.strip():
             run.feed(line)

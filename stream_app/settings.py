@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         default="wall",
         description="wall: rules age customers by real time; event: by the newest event time seen.",
     )
+    model_path: Path | None = Field(
+        default=None, description="Model checkpoint file; default: DATA_DIR/churn-model.pkl."
+    )
+    model_checkpoint_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
+        default=60.0, description="How often the model is checkpointed (and at shutdown)."
+    )
     sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=5.0, description="How often each worker looks for customers whose rules are due."
     )
@@ -95,6 +101,10 @@ class Settings(BaseSettings):
     @property
     def input_topics(self) -> tuple[str, str, str, str]:
         return (self.topic_usage, self.topic_payments, self.topic_tickets, self.topic_subscriptions)
+
+    @property
+    def model_file(self) -> Path:
+        return self.model_path or self.data_dir / "churn-model.pkl"
 
     @property
     def co_partitioned_topics(self) -> tuple[str, ...]:

@@ -11,13 +11,15 @@ from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
 from rules.alert_ids import alert_id
 from rules.priority import priority
 from rules.clock_math import to_seconds
-from rules.config import DisengagementConfig
+from rules.config import DisengagementConfig, ModelConfig
 from rules.engine import is_future
 from schemas.alert import Alert, RuleName, Severity
 from schemas.events import Event
 from tests.event_factory import day, failed, login, subscription, succeeded, ticket, usage
 
 SECOND = timedelta(seconds=1)
+# For exact due-time checks: the model's weekly snapshots are due times of their own.
+NO_MODEL = RulesConfig(model=ModelConfig(enabled=False))
 
 
 def run(events: Iterable[Event], config: RulesConfig = RulesConfig()) -> tuple[CustomerState, list[Alert]]:
@@ -45,11 +47,11 @@ def at(state: CustomerState, now: datetime, config: RulesConfig = RulesConfig())
 NOW = day(60)  # months: current = days 31..60, previous = days 1..30
 
 
-def disengaging(current_purchases: int, silent_for: timedelta) -> CustomerState:
+def disengaging(current_purchases: int, silent_for: timedelta, config: RulesConfig = RulesConfig()) -> CustomerState:
     events = [login(day(10)), usage(day(10), quantity=100), login(day(25)), login(NOW - silent_for)]
     if current_purchases:
         events.append(usage(day(31), quantity=current_purchases))
-    state, alerts = run(sorted(events, key=lambda e: e.occurred_at))
+    state, alerts = run(sorted(events, key=lambda e: e.occurred_at), config)
     assert alerts == []
     return state
 
@@ -84,7 +86,7 @@ def test_disengagement_alert_carries_its_evidence_and_a_stable_id() -> None:
 
 def test_the_due_time_is_the_first_second_of_silence_and_the_sweep_fires_there() -> None:
     last_login = NOW - timedelta(days=10)
-    state = disengaging(50, timedelta(days=10))
+    state = disengaging(50, timedelta(days=10), NO_MODEL)
     assert state.next_due_at == to_seconds(last_login + timedelta(days=15)) + 1
     due = datetime.fromtimestamp(state.next_due_at, NOW.tzinfo)
     _, early = at(state, due - SECOND)
@@ -192,7 +194,7 @@ def test_negative_sentiment_and_cancellation_requests() -> None:
 
 
 def test_support_distress_resolves_when_tickets_age_out() -> None:
-    state, (opened,) = run([ticket(day(1)), ticket(day(2)), ticket(day(3))])
+    state, (opened,) = run([ticket(day(1)), ticket(day(2)), ticket(day(3))], NO_MODEL)
     assert state.next_due_at == to_seconds(day(15))
     _, (resolved,) = at(state, day(15))
     assert resolved.status == "resolved" and resolved.alert_id == opened.alert_id

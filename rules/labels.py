@@ -1,0 +1,100 @@
+"""Delayed labels: snapshots of a customer's features, labelled once the future is known.
+
+A snapshot taken at t is labelled 1 if the customer churned within the
+horizon after t, and 0 once the horizon has passed without it. Churn is a
+cancelled subscription, or (``label = "inactivity"``, for businesses without
+subscriptions) no usage for ``inactive_days`` by the end of the horizon. A
+label is only ever given when what it says has happened by ``now``: the model
+never learns from the future.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rules.clock_math import DAY, day_of
+from rules.config import RulesConfig
+from rules.features import to_vector
+from rules.state import CustomerState, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """A snapshot with its label: one training example for the model."""
+
+    customer_id: str
+    taken_at: int
+    values: tuple[float, ...]
+    probability: float | None
+    label: int
+
+
+def max_snapshots(config: RulesConfig) -> int:
+    return config.model.horizon_days // config.model.snapshot_every_days + 2
+
+
+def label_snapshots(state: CustomerState, now: int, config: RulesConfig) -> tuple[CustomerState, list[Labelled]]:
+    model = config.model
+    horizon = model.horizon_days * DAY
+    waiting: list[Snapshot] = []
+    labelled: list[Labelled] = []
+    for snapshot in state.snapshots:
+        label = _label(state, snapshot, now, horizon, config)
+        if label is None:
+            waiting.append(snapshot)
+        else:
+            labelled.append(Labelled(state.customer_id, snapshot.taken_at, snapshot.values,
+                                     snapshot.probability, label))
+    if not labelled:
+        return state, []
+    return state.model_copy(update={"snapshots": tuple(waiting)}), labelled
+
+
+def _label(state: CustomerState, snapshot: Snapshot, now: int, horizon: int, config: RulesConfig) -> int | None:
+    end = snapshot.taken_at + horizon
+    if config.model.label == "cancellation":
+        cancelled = state.cancelled_at
+        if cancelled is not None and snapshot.taken_at < cancelled <= min(end, now):
+            return 1
+        return 0 if now >= end else None
+    if now < end:
+        return None
+    # Activity after the horizon (read later) must not hide a gap within it.
+    active_days = [d for d in state.activity if d <= day_of(end)]
+    last_active = (max(active_days) + 1) * DAY - 1 if active_days else state.first_seen_at
+    return 1 if end - last_active >= config.model.inactive_days * DAY else 0
+
+
+def churned(state: CustomerState, now: int, config: RulesConfig) -> bool:
+    """A churned customer gets no more snapshots: there is nothing left to predict."""
+    if config.model.label == "cancellation":
+        return state.cancelled_at is not None and state.cancelled_at <= now
+    return False
+
+
+def next_snapshot_at(state: CustomerState, config: RulesConfig) -> int:
+    since = state.last_snapshot_at if state.last_snapshot_at is not None else state.first_seen_at
+    return since + config.model.snapshot_every_days * DAY
+
+
+def snapshot_due(state: CustomerState, now: int, config: RulesConfig, force: bool = False) -> bool:
+    """Due on the schedule, or ``force`` (a subscription period starts); never after churn."""
+    if churned(state, now, config) or state.last_snapshot_at == now:
+        return False
+    return force or now >= next_snapshot_at(state, config)
+
+
+def take_snapshot(
+    state: CustomerState, now: int, config: RulesConfig, values: dict[str, float], probability: float | None
+) -> CustomerState:
+    snapshot = Snapshot(taken_at=now, values=to_vector(values), probability=probability)
+    kept = (*state.snapshots, snapshot)[-max_snapshots(config):]
+    return state.model_copy(update={"snapshots": kept, "last_snapshot_at": now})
+
+
+def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:
+    """The next snapshot or label due with no new event."""
+    times = [s.taken_at + config.model.horizon_days * DAY for s in state.snapshots]
+    if not churned(state, now, config):
+        times.append(next_snapshot_at(state, config))
+    return min((t for t in times if t > now), default=None)
