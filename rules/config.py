@@ -85,12 +85,12 @@ class ModelConfig(_Section):
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     clear_below: Annotated[float, Field(gt=0, lt=1)] = 0.3
     high_at: Annotated[float, Field(gt=0, le=1)] = 0.8
-    min_labels: Annotated[int, Field(ge=0)] = 500
+    min_labels: Annotated[int, Field(ge=0)] = 300
     snapshot_every_days: Days = 7
     horizon_days: Days = 30
     label: Literal["cancellation", "inactivity"] = "cancellation"
     inactive_days: Days = 30
-    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.001
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.002
     l2: Annotated[float, Field(ge=0, le=10)] = 0.0001
 
     @model_validator(mode="after")

@@ -27,9 +27,7 @@ from rules.labels import Labelled
 from rules.model_risk import Scorer
 from rules.state import CustomerState, Risk
 from schemas.alert import Alert, RuleName
-from schemas.events import Event, SubscriptionAction, SubscriptionEvent
-
-PERIOD_STARTS = (SubscriptionAction.STARTED, SubscriptionAction.RENEWED)
+from schemas.events import Event
 
 RULES: tuple[Rule, ...] = (
     disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, model_risk.RULE,
@@ -75,8 +73,7 @@ def apply_event(
         return Transition(state, (), outcome)
     at = to_seconds(event.occurred_at)
     fed = [rule for rule in RULES if event.type in rule.fed_by]
-    period_starts = isinstance(event, SubscriptionEvent) and event.action in PERIOD_STARTS
-    return _evaluate(folded, fed, max(to_seconds(now), at), at, config, scorer, period_starts)
+    return _evaluate(folded, fed, max(to_seconds(now), at), at, config, scorer)
 
 
 def is_future(event: Event, reference: datetime | None, config: RulesConfig = DEFAULT_CONFIG) -> bool:
@@ -101,13 +98,13 @@ def evaluate(
 
 
 def _model_step(
-    state: CustomerState, now: int, config: RulesConfig, scorer: Scorer | None, period_starts: bool
+    state: CustomerState, now: int, config: RulesConfig, scorer: Scorer | None
 ) -> tuple[CustomerState, list[Labelled]]:
     """Label what the horizon has settled, score the customer, snapshot (and assess) if due."""
     when = max(now, state.evaluated_at.get(RuleName.MODEL_RISK, now))
     state, labelled = labels.label_snapshots(state, when, config)
     values = features(state, when)
-    due = labels.snapshot_due(state, when, config, force=period_starts)
+    due = labels.snapshot_due(state, when, config)
     score = scorer(values, due) if scorer else None
     if score is not None:
         risk = state.risk or Risk(probability=score.probability, scored_at=when)
@@ -116,7 +113,10 @@ def _model_step(
             update.update(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers)
         state = state.model_copy(update={"risk": risk.model_copy(update=update)})
     if due:
-        state = labels.take_snapshot(state, when, config, values, score.probability if score else None)
+        # Scores of a model still warming up are not kept: the model's own
+        # numbers (AUC, log loss) should judge the model that is in use.
+        kept = score.probability if score is not None and score.ready else None
+        state = labels.take_snapshot(state, when, config, values, kept)
     return state, labelled
 
 
@@ -127,17 +127,18 @@ def _evaluate(
     triggered_at: int,
     config: RulesConfig,
     scorer: Scorer | None,
-    period_starts: bool = False,
 ) -> Transition:
     labelled: list[Labelled] = []
-    if config.model.enabled:
-        state, labelled = _model_step(state, now, config, scorer, period_starts)
+    if config.model.enabled and model_risk.RULE in rules:
+        state, labelled = _model_step(state, now, config, scorer)
     conditions = {}
     resolutions = {}
     evaluated_at = dict(state.evaluated_at)
-    # A customer who cancelled has churned: no rule opens an episode for them
-    # any more (their silence is expected), and open ones close saying why.
-    cancelled = state.subscription is not None and state.subscription.action == "cancelled"
+    # A customer who has cancelled by the time judged has churned: no rule
+    # opens an episode for them any more (their silence is expected), and open
+    # ones close saying why. Judged by time: a ticket read after the
+    # cancellation but sent before it still counts.
+    cancelled_at = state.cancelled_at
     for rule in rules:
         if not (rule.enabled(config) or rule.name in state.episodes):
             continue
@@ -145,11 +146,12 @@ def _evaluate(
         # queued behind a newer event must not reopen what that event closed.
         when = max(now, evaluated_at.get(rule.name, now))
         evaluated_at[rule.name] = when
+        cancelled = cancelled_at is not None and cancelled_at <= when
         live = rule.enabled(config) and not cancelled
         conditions[rule.name] = rule.condition(state, when, config) if live else None
         resolutions[rule.name] = (
-            f"Closed: the customer cancelled on {iso_date(state.subscription.as_of)}"
-            if cancelled and state.subscription is not None
+            f"Closed: the customer cancelled on {iso_date(cancelled_at)}"
+            if cancelled and cancelled_at is not None
             else rule.resolution(state, when, config)
         )
     episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)

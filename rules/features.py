@@ -98,7 +98,7 @@ def features(state: CustomerState, now: int) -> dict[str, float]:
         "tickets_14d": log(sum(1 for t in state.tickets_opened if two_weeks_ago < t.at <= now)),
         "sentiment_14d": sum(sentiments) / len(sentiments) if sentiments else 0.0,
         "tenure_days": log(max(0.0, (now - started) / DAY)),
-        "log_mrr": log(state.mrr),
+        "log_mrr": log(state.mrr_at(now)),
         "downgrades_30d": log(sum(1 for d in state.downgrades if month_ago < d.at <= now)),
     })
     return values

@@ -17,11 +17,13 @@ from rules.config import RulesConfig
 from rules.state import (
     MAX_DOWNGRADES,
     MAX_FAILURES,
+    MAX_MRR_CHANGES,
     MAX_SENTIMENTS,
     MAX_TICKETS,
     CustomerState,
     Downgrade,
     Failure,
+    MrrChange,
     Sentiment,
     Subscription,
     TicketOpened,
@@ -92,6 +94,7 @@ def _usage(state: CustomerState, event: UsageEvent, at: int) -> dict[str, object
     buckets[day] = kinds
     update: dict[str, object] = {
         "activity": buckets,
+        "first_activity_at": min(state.first_activity_at or at, at),
         "last_activity_at": max(state.last_activity_at or at, at),
     }
     if event.kind is UsageKind.LOGIN:
@@ -137,7 +140,8 @@ def _subscription(
     )
     current = state.subscription
     is_newest = current is None or (at, event.event_id) > (current.as_of, current.event_id)
-    update: dict[str, object] = {}
+    change = MrrChange(at=at, event_id=event.event_id, mrr=event.mrr)
+    update: dict[str, object] = {"mrr_changes": _insert(state.mrr_changes, change, MAX_MRR_CHANGES)}
     if is_newest:
         update["subscription"] = incoming
     if event.action is SubscriptionAction.STARTED:
@@ -158,7 +162,7 @@ def _subscription(
     return update
 
 
-_Timed = TypeVar("_Timed", Failure, TicketOpened, Sentiment, Downgrade)
+_Timed = TypeVar("_Timed", Failure, TicketOpened, Sentiment, Downgrade, MrrChange)
 
 
 def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, ...]:

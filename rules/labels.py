@@ -72,16 +72,18 @@ def churned(state: CustomerState, now: int, config: RulesConfig) -> bool:
     return False
 
 
-def next_snapshot_at(state: CustomerState, config: RulesConfig) -> int:
-    since = state.last_snapshot_at if state.last_snapshot_at is not None else state.first_seen_at
-    return since + config.model.snapshot_every_days * DAY
+def next_snapshot_at(state: CustomerState, config: RulesConfig) -> int | None:
+    """Weekly from the first usage: before any, the features say nothing."""
+    since = state.last_snapshot_at if state.last_snapshot_at is not None else state.first_activity_at
+    return None if since is None else since + config.model.snapshot_every_days * DAY
 
 
-def snapshot_due(state: CustomerState, now: int, config: RulesConfig, force: bool = False) -> bool:
-    """Due on the schedule, or ``force`` (a subscription period starts); never after churn."""
+def snapshot_due(state: CustomerState, now: int, config: RulesConfig) -> bool:
+    """Due weekly; never after churn."""
     if churned(state, now, config) or state.last_snapshot_at == now:
         return False
-    return force or now >= next_snapshot_at(state, config)
+    due = next_snapshot_at(state, config)
+    return due is not None and now >= due
 
 
 def take_snapshot(
@@ -93,8 +95,15 @@ def take_snapshot(
 
 
 def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:
-    """The next snapshot or label due with no new event."""
+    """The next snapshot or label due with no new event.
+
+    A known cancellation makes the waiting snapshots' labels due at once (the
+    next sweep), rather than at the end of their horizons.
+    """
+    if state.snapshots and state.cancelled_at is not None and state.cancelled_at <= now:
+        return now + 1
     times = [s.taken_at + config.model.horizon_days * DAY for s in state.snapshots]
-    if not churned(state, now, config):
-        times.append(next_snapshot_at(state, config))
+    upcoming = next_snapshot_at(state, config)
+    if upcoming is not None and not churned(state, now, config):
+        times.append(upcoming)
     return min((t for t in times if t > now), default=None)

@@ -18,7 +18,6 @@ from rules.labels import churned
 from rules.state import CustomerState, Driver
 from schemas.alert import RuleName, Severity
 
-ALL_EVENT_TYPES = frozenset({"usage", "payment", "ticket", "subscription"})
 
 
 class Score(NamedTuple):
@@ -68,8 +67,11 @@ def _no_check(state: CustomerState, now: int, config: RulesConfig) -> int | None
     return None  # assessments come with snapshots, which have due times of their own
 
 
+# Judged with usage (and by the sweep): a customer's other topics may be read
+# ahead of their usage, and features at a payment's or ticket's time would
+# see the customer's usage as missing.
 RULE = Rule(
-    fed_by=ALL_EVENT_TYPES,
+    fed_by=frozenset({"usage"}),
     name=RuleName.MODEL_RISK,
     enabled=lambda config: config.model.enabled,
     condition=condition,

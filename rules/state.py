@@ -25,6 +25,7 @@ MAX_FAILURES = 50
 MAX_TICKETS = 100
 MAX_SENTIMENTS = 100
 MAX_DOWNGRADES = 20
+MAX_MRR_CHANGES = 12
 
 
 class _Fact(BaseModel):
@@ -70,6 +71,12 @@ class Subscription(_Fact):
     mrr: float
     renews_at: int | None = None
     cancel_reason: str | None = None
+
+
+class MrrChange(_Fact):
+    at: int
+    event_id: str
+    mrr: float
 
 
 class Snapshot(_Fact):
@@ -124,6 +131,7 @@ class CustomerState(BaseModel):
     # Day number (days since 1970-01-01 UTC) -> usage kind -> summed quantity.
     activity: dict[int, dict[str, int]] = Field(default_factory=dict)
     last_login_at: int | None = None
+    first_activity_at: int | None = None
     last_activity_at: int | None = None
     failures: tuple[Failure, ...] = ()
     last_payment_success_at: int | None = None
@@ -132,6 +140,9 @@ class CustomerState(BaseModel):
     tickets_closed_at: dict[str, int] = Field(default_factory=dict)
     sentiments: tuple[Sentiment, ...] = ()
     subscription: Subscription | None = None
+    # Recent MRR by event time, so the model reads MRR as it was at a snapshot
+    # even when the subscriptions topic was read ahead of the usage.
+    mrr_changes: tuple[MrrChange, ...] = ()
     started_at: int | None = None
     cancelled_at: int | None = None
     downgrades: tuple[Downgrade, ...] = ()
@@ -148,6 +159,10 @@ class CustomerState(BaseModel):
     @property
     def mrr(self) -> float:
         return self.subscription.mrr if self.subscription else 0.0
+
+    def mrr_at(self, moment: int) -> float:
+        known = [c.mrr for c in self.mrr_changes if c.at <= moment]
+        return known[-1] if known else 0.0
 
     def facts(self) -> dict[str, object]:
         """The order-independent part, for comparing two states."""

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from faust.types import TP, EventT
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
 from rules.clock_math import to_seconds
@@ -28,6 +29,7 @@ from schemas.intake import Rejection, decode_event, describe
 from stream_app.churn_model import ChurnModel
 from stream_app.clock import Clock, Progress, make_clock
 from stream_app.due_index import DueIndex
+from stream_app.metrics import Metrics
 from stream_app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,8 @@ class Processor:
         self.rules = rules
         # One model per worker, learning from the labels of its partitions.
         self.model = ChurnModel.load(settings.model_file, rules.model)
-        self.clock: Clock = make_clock(settings.clock)
+        self.metrics = Metrics()
+        self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
         # One source for the agent: the inputs and the ticks, co-partitioned.
         self.source = app.topic(
@@ -124,6 +127,7 @@ class Processor:
         transition = apply_event(self._state(decoded.customer_id), decoded, now, self.rules, self.model.score)
         applied = transition.outcome is Outcome.APPLIED
         self.clock.observe(source, message.offset, decoded.occurred_at if applied else None)
+        self.metrics.events.labels(decoded.type, transition.outcome.value).inc()
         if transition.outcome is Outcome.TOO_OLD:
             log.info("ignored event %s of %s: older than the kept window",
                      decoded.event_id, decoded.customer_id)
@@ -176,8 +180,11 @@ class Processor:
             self.index.set(customer_id, transition.state.next_due_at, partition)
         for example in transition.labelled:
             self.model.learn(example)
+        if transition.labelled:
+            self.metrics.model(self.model.summary())
         for alert in transition.alerts:
             await self.alerts.send(key=alert.customer_id.encode(), value=alert.model_dump_json().encode())
+            self.metrics.alert(alert)
 
     async def checkpoint(self) -> None:
         """Save the model, so a restart does not reset its learning."""
@@ -203,6 +210,7 @@ class Processor:
         )
         log.warning("rejected %s[%d]@%d: %s: %s", message.topic, message.partition,
                     message.offset, rejection.reason, rejection.error)
+        self.metrics.rejected.labels(rejection.reason.value).inc()
         await self.dead_letters.send(key=message.key, value=record.model_dump_json().encode())
 
     async def _on_changelog_event(self, changelog_event: EventT[bytes]) -> None:
@@ -243,6 +251,10 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     app.agent(processor.source, name="churnwatch.process")(process)
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(processor.metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
     @app.on_before_shutdown.connect
     async def _save_model(app: faust.App, **kwargs: Any) -> None:

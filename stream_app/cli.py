@@ -61,10 +61,14 @@ def _schemas_export(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from rules import load_rules
+    from schemas.alert import Alert
     from stream_app.replay import format_summary, replay_lines
+    from stream_app.scorecard import format_scorecard, score_alerts
+    from stream_app.simulator import read_truth
 
     config = load_rules(Path(args.rules) if args.rules else None)
     until = datetime.fromisoformat(args.until) if args.until else None
+    collected: list[Alert] = []
     if until is not None and until.tzinfo is None:
         raise SystemExit("churnwatch: --until needs a timezone, e.g. 2026-03-01T00:00:00Z")
     out = Path(args.out)
@@ -72,12 +76,24 @@ def _replay(args: argparse.Namespace) -> int:
         events = files.enter_context(Path(args.events).open("rb"))
         alerts = files.enter_context(out.open("w", encoding="utf-8"))
         scores = files.enter_context(Path(args.scores).open("w", encoding="utf-8")) if args.scores else None
+        def on_alert(alert: Alert) -> None:
+            alerts.write(alert.model_dump_json() + "\n")
+            collected.append(alert)
+
         summary = replay_lines(
-            events, config, lambda a: alerts.write(a.model_dump_json() + "\n"), until,
+            events, config, on_alert, until,
             future_reference=datetime.now(UTC),
             on_score=(lambda line: scores.write(json.dumps(line._asdict()) + "\n")) if scores else None,
         )
     print(format_summary(summary))
+    if args.truth:
+        truth = read_truth(Path(args.truth))
+        start = summary.first_usage_at or summary.watermark
+        if start is None or summary.watermark is None:
+            raise SystemExit("churnwatch: no events to score")
+        card = score_alerts(collected, truth, start, summary.watermark)
+        auc = summary.model.get("roc_auc")
+        print(format_scorecard(card, auc if isinstance(auc, float) else None))
     return 0
 
 
@@ -95,7 +111,8 @@ def _simulate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from stream_app.demo import run_demo
 
-    return run_demo(bootstrap=args.broker, timeout_s=args.timeout)
+    return run_demo(bootstrap=args.broker, customers=args.customers, days=args.days, speed=args.speed,
+                    seed=args.seed, timeout_s=args.timeout)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -122,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--rules", help="rules file (default: the built-in defaults)")
     replay.add_argument("--until", help="sweep on to this time (RFC 3339) after the last event")
     replay.add_argument("--scores", help="one JSON line per model snapshot: customer, time, probability, label")
+    replay.add_argument("--truth", help="truth file (from simulate): print a scorecard of the alerts")
     replay.set_defaults(run=_replay)
 
     simulate = commands.add_parser("simulate", help="write a simulated customer base with known outcomes")
@@ -131,9 +149,14 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True, help="events JSONL; the truth goes to FILE.truth.jsonl")
     simulate.set_defaults(run=_simulate)
 
-    demo = commands.add_parser("demo", help="broker, worker, a few customers, alerts printed")
+    demo = commands.add_parser("demo", help="a simulated customer base through a live worker, with a scorecard")
     demo.add_argument("--broker", help="bootstrap servers of an existing Kafka (default: embedded)")
-    demo.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for alerts")
+    demo.add_argument("--customers", type=int, default=200)
+    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--speed", type=float, default=4.0, help="simulated days per second")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--timeout", type=float, default=180.0,
+                      help="most seconds to wait for the worker after publishing")
     demo.set_defaults(run=_demo)
     return root
 

@@ -9,16 +9,20 @@ customers who sent nothing.
 A worker reads many partitions at different speeds. If "now" were the newest
 event seen anywhere, a partition read ahead would make customers on a lagging
 one look silent while their events still wait. So the watermark is the
-oldest newest-event-time among the partitions that still have records
-waiting (the next offset to read, from what was processed or else from the
-group's committed offset, behind the partition's high watermark); a partition
-that is caught up holds nothing back; one with records waiting and none read
-yet holds the clock where it is. The watermark never moves backwards.
+oldest newest-event-time among the partitions that may still have records
+waiting: those whose next offset to read (from what was processed, or else
+the group's committed offset) is behind the high watermark the consumer last
+saw, and those that delivered a record in the last ``idle_s`` seconds (the
+consumer's high watermark is only as fresh as its last fetch, so a partition
+being written to looks caught up between fetches). A partition with records
+waiting and none read yet holds the clock where it is; one caught up and
+quiet holds nothing back. The watermark never moves backwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import time
+from collections.abc import Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple, Protocol
 
@@ -55,9 +59,12 @@ class WallClock:
 
 
 class EventClock:
-    def __init__(self) -> None:
+    def __init__(self, idle_s: float = 2.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.idle_s = idle_s
+        self._monotonic = monotonic
         self._newest: dict[Source, datetime] = {}
         self._read: dict[Source, int] = {}
+        self._heard: dict[Source, float] = {}
         self._watermark: datetime | None = None
 
     def for_event(self, event_time: datetime) -> datetime:
@@ -65,16 +72,20 @@ class EventClock:
 
     def observe(self, source: Source, offset: int, event_time: datetime | None) -> None:
         self._read[source] = max(self._read.get(source, -1), offset)
+        self._heard[source] = self._monotonic()
         if event_time is not None:
             newest = self._newest.get(source)
             self._newest[source] = event_time if newest is None else max(newest, event_time)
 
     def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
         holding: list[datetime] = []
+        wall = self._monotonic()
         for source, (highwater, committed) in progress.items():
             next_offset = max(self._read.get(source, -1) + 1, committed or 0)
-            if highwater is not None and next_offset >= highwater:
-                continue  # caught up: nothing waiting here
+            caught_up = highwater is not None and next_offset >= highwater
+            quiet = wall - self._heard.get(source, float("-inf")) >= self.idle_s
+            if caught_up and quiet:
+                continue  # nothing waiting here
             newest = self._newest.get(source)
             if newest is None:
                 return self._watermark  # records waiting, none read yet: wait for them
@@ -85,5 +96,5 @@ class EventClock:
         return self._watermark
 
 
-def make_clock(kind: Literal["wall", "event"]) -> Clock:
-    return WallClock() if kind == "wall" else EventClock()
+def make_clock(kind: Literal["wall", "event"], idle_s: float = 2.0) -> Clock:
+    return WallClock() if kind == "wall" else EventClock(idle_s)

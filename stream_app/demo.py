@@ -1,10 +1,15 @@
-"""``churnwatch demo``: broker, worker, a small customer base, alerts as they arrive.
+"""``churnwatch demo``: a simulated customer base through a real worker, live.
 
 Starts what it needs (the embedded broker unless ``--broker`` is given, and a
-worker process on the event clock), publishes the story in
-``stream_app.demo_story`` as fast as the broker takes it, prints every alert
-read back from the alerts topic, and checks the alert ids against an offline
-replay of the same story. It stops everything it started.
+worker process on the event clock), publishes a simulated population in
+compressed time (``speed`` simulated days per second), shows each alert as it
+arrives on the alerts topic, and ends with a scorecard against the
+simulation's truth, the model's AUC and the throughput. It stops everything
+it started.
+
+End of stream: after the last event the demo publishes one malformed marker
+to every partition of every input topic; when all markers are back on the
+dead-letter topic, the worker has read everything before them.
 """
 
 from __future__ import annotations
@@ -15,31 +20,43 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
-from rules import RulesConfig
-from schemas.alert import Alert
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rules import RulesConfig, load_rules
+from schemas.alert import Alert, AlertStatus
+from schemas.dead_letter import DeadLetter
 from schemas.events import Event
-from stream_app.demo_story import story
+from stream_app.churn_model import ChurnModel
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
-from stream_app.publisher import EventPublisher
+from stream_app.publisher import encode, topic_for
 from stream_app.replay import replay_lines
+from stream_app.scorecard import format_scorecard, score_alerts
 from stream_app.settings import Settings
-from stream_app.topic_reader import follow
+from stream_app.simulator import DEFAULT_START, simulate
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
 
+MARKER = b"churnwatch-demo: end of stream (not an event)"
+SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "high": "bold red", "critical": "bold white on red"}
+QUIET_S = 3.0  # after the end of stream, how long without a new alert before the demo ends
+
 
 def format_alert(alert: Alert) -> str:
+    """One line of the live feed (plain text; the console adds colour)."""
     return (
-        f"  {alert.triggered_at:%Y-%m-%d} {alert.status.value.upper():<8} {alert.severity.value:<8} "
-        f"p{alert.priority:<3} {alert.customer_id:<9} {alert.rule.value:<16} {alert.reasons[0]}"
-        + ("" if alert.status == "resolved" else f"\n{'':>14}-> {alert.recommended_action}")
+        f"{alert.triggered_at:%Y-%m-%d} {alert.status.value.upper():<8} {alert.severity.value:<8} "
+        f"p{alert.priority:<3} {alert.customer_id:<12} {alert.rule.value:<16} {alert.reasons[0]}"
     )
 
 
 def expected_alerts(events: list[Event], rules: RulesConfig) -> list[Alert]:
-    """What the same core says offline: the demo's yardstick."""
+    """What the same core says offline: the yardstick for the worker."""
     alerts: list[Alert] = []
     replay_lines((e.model_dump_json() for e in events), rules, alerts.append)
     return alerts
@@ -55,62 +72,149 @@ def episode_changes(alerts: list[Alert]) -> set[tuple[str, str]]:
     return {(a.alert_id, a.status.value) for a in alerts}
 
 
+@dataclass
+class LiveRun:
+    """What the demo saw while the worker ran."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    markers_back: int = 0
+    published: int = 0
+    publish_s: float = 0.0
+    drained_s: float = 0.0
+
+
 @contextlib.contextmanager
-def _broker(bootstrap: str | None) -> Iterator[tuple[str, dict[str, str]]]:
+def _broker(bootstrap: str | None, console: Console) -> Iterator[tuple[str, dict[str, str]]]:
     if bootstrap:
         yield bootstrap, {}
         return
     with EmbeddedBroker() as broker:
-        print(f"embedded Kafka-protocol broker (Tansu) on {broker.bootstrap_servers}, pid {broker.pid}")
+        console.print(f"embedded Kafka-protocol broker (Tansu) on {broker.bootstrap_servers}, pid {broker.pid}")
         yield broker.bootstrap_servers, WORKER_TUNING
 
 
-async def _publish_and_watch(
-    settings: Settings, events: list[Event], expected: set[tuple[str, str]],
-    worker: WorkerProcess, timeout_s: float,
-) -> list[Alert]:
-    async with EventPublisher(settings) as publisher:
+async def _publish(settings: Settings, events: list[Event], days: int, speed: float,
+                   run: LiveRun, progress: Progress) -> None:
+    """Publish in event-time order, ``speed`` simulated days per wall second."""
+    task = progress.add_task("publishing", total=days, day=0)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        started = time.monotonic()
         for event in events:
-            await publisher.publish(event)
-        # One message no publisher should send, to show the dead-letter path.
-        await publisher.publish_raw(settings.topic_usage, b"acme", b"{not json")
-    print(f"published {len(events)} events and 1 malformed message; alerts as they arrive:")
-    seen: list[Alert] = []
-    async for record in follow(settings.bootstrap_servers, settings.topic_alerts, timeout_s, until=worker.dead):
-        alert = Alert.model_validate_json(record.value or b"")
-        print(format_alert(alert), flush=True)
-        seen.append(alert)
-        if expected <= episode_changes(seen):
-            break
-    return seen
+            sim_day = max(0.0, (event.occurred_at - DEFAULT_START) / timedelta(days=1))
+            lead = sim_day / speed - (time.monotonic() - started)
+            if lead > 0:
+                await producer.flush()
+                progress.update(task, completed=min(sim_day, days), day=int(sim_day))
+                await asyncio.sleep(lead)
+            key, value = encode(event)
+            await producer.send(topic_for(event, settings), value=value, key=key)
+            run.published += 1
+        await producer.flush()
+        progress.update(task, completed=days, day=days)
+        run.publish_s = time.monotonic() - started
+        for topic in settings.input_topics:
+            for partition in range(settings.partitions):
+                await producer.send(topic, value=MARKER, key=b"end-of-stream", partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
-def run_demo(bootstrap: str | None = None, timeout_s: float = 90.0) -> int:
+async def _follow_alerts(settings: Settings, run: LiveRun, console: Console, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(settings.topic_alerts, settings.topic_dead_letters,
+                                bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, records in batches.items():
+                for record in records:
+                    if tp.topic == settings.topic_dead_letters:
+                        if DeadLetter.model_validate_json(record.value or b"").raw_value() == MARKER:
+                            run.markers_back += 1
+                        continue
+                    alert = Alert.model_validate_json(record.value or b"")
+                    run.alerts.append(alert)
+                    style = "green" if alert.status is AlertStatus.RESOLVED else SEVERITY_STYLE[alert.severity]
+                    console.print(format_alert(alert), style=style, markup=False, highlight=False)
+    finally:
+        await consumer.stop()
+
+
+async def _run_live(settings: Settings, events: list[Event], days: int, speed: float,
+                    worker: WorkerProcess, console: Console, timeout_s: float) -> LiveRun:
+    run = LiveRun()
+    stop = asyncio.Event()
+    follower = asyncio.create_task(_follow_alerts(settings, run, console, stop))
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+               TextColumn("day {task.fields[day]}/" + str(days)), TimeElapsedColumn())
     started = time.monotonic()
-    events = story()
-    expected = episode_changes(expected_alerts(events, RulesConfig()))
-    with _broker(bootstrap) as (servers, tuning), tempfile.TemporaryDirectory() as tmp:
-        run_id = uuid.uuid4().hex[:8]
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            await _publish(settings, events, days, speed, run, progress)
+        markers = len(settings.input_topics) * settings.partitions
+        console.print(f"published {run.published} events in {run.publish_s:.1f}s; "
+                      "waiting for the worker to read to the end ...")
+        deadline = time.monotonic() + timeout_s
+        while run.markers_back < markers and time.monotonic() < deadline and not worker.dead():
+            await asyncio.sleep(0.2)
+        run.drained_s = time.monotonic() - started
+        # Let the last sweeps (every second) fire what the end of time made due.
+        seen = -1
+        while seen != len(run.alerts) and time.monotonic() < deadline and not worker.dead():
+            seen = len(run.alerts)
+            await asyncio.sleep(QUIET_S)
+    finally:
+        stop.set()
+        await follower
+    return run
+
+
+def run_demo(
+    bootstrap: str | None = None,
+    customers: int = 200,
+    days: int = 120,
+    speed: float = 4.0,
+    seed: int = 7,
+    timeout_s: float = 180.0,
+) -> int:
+    console = Console(soft_wrap=True)  # a feed line stays one line, in a terminal or a log
+    rules = load_rules()
+    events, truth = simulate(customers, days, seed)
+    churned = sum(t.churned for t in truth)
+    console.print(f"simulated {customers} customers over {days} days (seed {seed}): {len(events)} events, "
+                  f"{churned} will churn; publishing at {speed:g} days per second")
+    with _broker(bootstrap, console) as (servers, tuning), tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             bootstrap_servers=servers,
-            app_id=f"churnwatch-demo-{run_id}",
+            app_id=f"churnwatch-demo-{uuid.uuid4().hex[:8]}",
             data_dir=Path(tmp) / "data",
             web_port=free_port(),
-            clock="event",  # the story's own timestamps age the customers
+            clock="event",  # the simulation's own timestamps age the customers
             sweep_interval_s=1.0,
         )
         asyncio.run(ensure_topics(settings))
         worker = WorkerProcess(settings, Path(tmp) / "worker.log", tuning)
         with worker:
-            print(f"worker started, pid {worker.pid}, app id {settings.app_id}")
-            seen = asyncio.run(_publish_and_watch(settings, events, expected, worker, timeout_s))
+            console.print(f"worker started, pid {worker.pid}, app id {settings.app_id}; "
+                          f"metrics at http://{settings.web_host}:{settings.web_port}/metrics")
+            run = asyncio.run(_run_live(settings, events, days, speed, worker, console, timeout_s))
             alive = worker.alive()
         code = worker.process.returncode if worker.process else None
-        if not alive or not seen:
-            print(worker.log_text()[-4000:])
-    got = episode_changes(seen)
-    print(f"{len(seen)} alerts read back from '{settings.topic_alerts}' in {time.monotonic() - started:.1f}s;"
-          f" {len(expected & got)} of the {len(expected)} episode openings and resolutions"
-          " that an offline replay of the same events gives;"
-          f" worker stopped (exit {code}), broker stopped")
-    return 0 if seen and alive else 1
+        model = ChurnModel.load(settings.model_file, rules.model).summary()  # saved at shutdown
+        if not alive or not run.alerts:
+            console.print(worker.log_text()[-4000:], markup=False)
+    end = DEFAULT_START + timedelta(days=days)
+    card = score_alerts(run.alerts, truth, DEFAULT_START, end)
+    auc = model["roc_auc"]
+    console.print(format_scorecard(card, auc if isinstance(auc, float) else None), markup=False)
+    rate = run.published / run.drained_s if run.drained_s else 0.0
+    console.print(
+        f"{len(run.alerts)} alerts read back from '{settings.topic_alerts}'; worker read {run.published} "
+        f"events in {run.drained_s:.1f}s ({rate:.0f} events/s, paced by the publisher at {speed:g} days/s); "
+        f"model learned from {model['labels']} labels; worker stopped (exit {code}), broker stopped"
+    )
+    return 0 if run.alerts and alive and code == 0 else 1

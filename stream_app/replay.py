@@ -42,6 +42,7 @@ class ReplaySummary:
     sweep_evaluations: int = 0
     customers: int = 0
     watermark: datetime | None = None
+    first_usage_at: datetime | None = None  # where observation starts, for the scorecard
     model: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -103,6 +104,8 @@ class Replay:
         self.summary.outcomes[transition.outcome] += 1
         if transition.outcome is Outcome.APPLIED:
             self.summary.watermark = now
+            if event.type == "usage" and self.summary.first_usage_at is None:
+                self.summary.first_usage_at = event.occurred_at
         self._take(event.customer_id, transition)
 
     def sweep(self, until: datetime) -> None:

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     model_checkpoint_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
         default=60.0, description="How often the model is checkpointed (and at shutdown)."
     )
+    watermark_idle_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=2.0,
+        description="Event clock: a caught-up partition quiet this long stops holding the sweep's time back.",
+    )
     sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = Field(
         default=5.0, description="How often each worker looks for customers whose rules are due."
     )

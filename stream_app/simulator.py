@@ -26,18 +26,19 @@ DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 class Archetype:
     name: str
     weight: float  # share of the population
-    churns: bool
+    churns: float  # probability that a customer of this kind leaves
     activity: float  # relative level of usage (1.0 = typical)
 
 
 ARCHETYPES: tuple[Archetype, ...] = (
-    Archetype("steady", 0.40, churns=False, activity=1.0),
-    Archetype("slowly_disengaging", 0.10, churns=True, activity=1.0),
-    Archetype("abruptly_silent", 0.08, churns=True, activity=1.0),
-    Archetype("card_expiring", 0.08, churns=True, activity=0.9),
-    Archetype("unhappy", 0.08, churns=True, activity=0.8),
-    Archetype("downgrading", 0.08, churns=False, activity=0.8),
-    Archetype("low_level_churner", 0.18, churns=True, activity=0.35),
+    Archetype("steady", 0.40, churns=0.0, activity=1.0),
+    Archetype("slowly_disengaging", 0.10, churns=1.0, activity=1.0),
+    Archetype("abruptly_silent", 0.08, churns=1.0, activity=1.0),
+    Archetype("card_expiring", 0.08, churns=1.0, activity=0.9),
+    Archetype("unhappy", 0.08, churns=1.0, activity=0.8),
+    # Half of those who downgrade leave a few weeks later.
+    Archetype("downgrading", 0.08, churns=0.5, activity=0.8),
+    Archetype("low_level_churner", 0.18, churns=1.0, activity=0.35),
 )
 
 
@@ -72,9 +73,9 @@ class _Customer:
         # When trouble starts and when the customer leaves (if they do).
         self.trouble = rng.uniform(days * 0.25, days * 0.6)
         self.churn_day: float | None = None
-        if archetype.churns:
+        if rng.random() < archetype.churns:
             delay = {"slowly_disengaging": 45, "abruptly_silent": 25, "card_expiring": 21,
-                     "unhappy": 14, "low_level_churner": 0}.get(archetype.name, 30)
+                     "unhappy": 14, "downgrading": 21, "low_level_churner": 0}[archetype.name]
             if archetype.name == "low_level_churner":
                 self.churn_day = rng.uniform(days * 0.3, days * 0.95)
             else:
@@ -208,6 +209,16 @@ def truth_path(events_path: Path) -> Path:
     """``FILE.jsonl`` -> ``FILE.truth.jsonl``."""
     name = events_path.name.removesuffix(".jsonl")
     return events_path.with_name(f"{name}.truth.jsonl")
+
+
+def read_truth(path: Path) -> list[Truth]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            doc = json.loads(line)
+            churned_at = datetime.fromisoformat(doc["churned_at"]) if doc.get("churned_at") else None
+            out.append(Truth(doc["customer_id"], doc["archetype"], bool(doc["churned"]), churned_at))
+    return out
 
 
 def write_simulation(path: Path, events: list[Event], truth: list[Truth]) -> Path:

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from stream_app.clock import EventClock, Progress
+from stream_app.clock import EventClock as _EventClock
+from stream_app.clock import Progress
 from tests.event_factory import day
+
+WALL = [0.0]
+
+
+def EventClock() -> _EventClock:  # noqa: N802 - a clock whose wall time the tests move
+    WALL[0] = 0.0
+    return _EventClock(idle_s=2.0, monotonic=lambda: WALL[0])
+
+
+def quiet() -> None:
+    WALL[0] += 5.0
 
 
 def hw(**highwaters: int | None) -> dict[str, Progress]:
@@ -14,15 +26,18 @@ def test_the_watermark_waits_for_the_slowest_partition_with_records_queued() -> 
     clock = EventClock()
     clock.observe("a", 9, day(30))
     clock.observe("b", 0, day(2))
+    quiet()
     # a is caught up (offset 9 of 10), b has 5 records waiting.
     assert clock.now(hw(a=10, b=6)) == day(2)
     clock.observe("b", 5, day(40))
+    quiet()
     assert clock.now(hw(a=10, b=6)) == day(40)
 
 
 def test_an_assigned_partition_not_read_yet_holds_the_clock() -> None:
     clock = EventClock()
     clock.observe("a", 0, day(5))
+    quiet()
     assert clock.now(hw(a=1, b=None)) is None
     assert clock.now(hw(a=1, b=3)) is None
     assert clock.now(hw(a=1, b=0)) == day(5)  # b is empty: nothing to wait for
@@ -31,6 +46,7 @@ def test_an_assigned_partition_not_read_yet_holds_the_clock() -> None:
 def test_the_watermark_never_moves_back() -> None:
     clock = EventClock()
     clock.observe("a", 0, day(10))
+    quiet()
     assert clock.now(hw(a=1)) == day(10)
     clock.observe("b", 0, day(3))
     assert clock.now(hw(a=1, b=5)) == day(10)
@@ -40,6 +56,7 @@ def test_rejected_records_still_count_as_read() -> None:
     clock = EventClock()
     clock.observe("a", 0, day(1))
     clock.observe("a", 1, None)  # e.g. a dead letter
+    quiet()
     assert clock.now(hw(a=2)) == day(1)
     assert clock.now(hw(a=3)) == day(1)
 
@@ -47,8 +64,20 @@ def test_rejected_records_still_count_as_read() -> None:
 def test_a_partition_resumed_at_its_committed_offset_is_caught_up() -> None:
     clock = EventClock()
     clock.observe("a", 4, day(9))
+    quiet()
     # b was processed by an earlier worker up to offset 99; nothing new to read.
     assert clock.now({"a": Progress(5, None), "b": Progress(100, 100)}) == day(9)
     fresh = EventClock()
     fresh.observe("a", 4, day(9))
+    quiet()
     assert fresh.now({"a": Progress(5, None), "b": Progress(101, 100)}) is None  # one record waits
+
+
+def test_a_partition_that_just_delivered_holds_even_if_it_looks_caught_up() -> None:
+    """The consumer's high watermark is as old as its last fetch."""
+    clock = EventClock()
+    clock.observe("fast", 9, day(30))
+    clock.observe("slow", 3, day(5))
+    assert clock.now(hw(fast=10, slow=4)) == day(5)  # both look caught up; slow just delivered
+    quiet()
+    assert clock.now(hw(fast=10, slow=4)) == day(30)

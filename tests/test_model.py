@@ -74,13 +74,15 @@ def test_a_cancellation_within_the_horizon_labels_earlier_snapshots_one() -> Non
     events += [login(day(d)) for d in range(0, 45)]
     state, labelled = fold(events)
     taken = [x.taken_at for x in labelled] + [s.taken_at for s in state.snapshots]
-    # One when the subscription starts, then weekly.
-    assert taken == [to_seconds(day(d)) for d in range(0, 45, 7)]
-    # Snapshots up to day 14 are older than 30 days by day 44: labelled 0.
-    assert [(x.taken_at, x.label) for x in labelled] == [(to_seconds(day(d)), 0) for d in (0, 7, 14)]
+    # Weekly from the first usage.
+    assert taken == [to_seconds(day(d)) for d in range(7, 45, 7)]
+    # Snapshots up to day 14 are 30 days old by day 44: labelled 0.
+    assert [(x.taken_at, x.label) for x in labelled] == [(to_seconds(day(d)), 0) for d in (7, 14)]
 
-    cancelled = subscription(day(45), 0, action="cancelled", previous_mrr=50)
-    after = apply_event(state, cancelled, day(45))
+    cancelled = apply_event(state, subscription(day(45), 0, action="cancelled", previous_mrr=50), day(45))
+    assert cancelled.labelled == ()  # labels come with the model's next look: the sweep, at once
+    assert cancelled.state is not None and cancelled.state.next_due_at == to_seconds(day(45)) + 1
+    after = evaluate(cancelled.state, day(45) + timedelta(seconds=1))
     assert [(x.taken_at, x.label) for x in after.labelled] == [
         (to_seconds(day(d)), 1) for d in (21, 28, 35, 42)]
     assert after.state is not None and after.state.snapshots == ()
@@ -90,7 +92,7 @@ def test_a_cancellation_within_the_horizon_labels_earlier_snapshots_one() -> Non
 
 
 def test_no_label_comes_from_the_future() -> None:
-    state, labelled = fold([subscription(day(0), 50, action="started"), login(day(1))])
+    state, labelled = fold([subscription(day(0), 50, action="started"), login(day(1)), login(day(8))])
     assert labelled == []
     snapshot = state.snapshots[0]
     # The horizon has not passed: no label yet, whatever happens later.
