@@ -105,6 +105,23 @@ def _simulate(args: argparse.Namespace) -> int:
     churned = sum(t.churned for t in truth)
     print(f"{len(events)} events of {len(truth)} customers ({churned} churn) over {args.days} days"
           f" -> {args.out}, truth -> {truth_file}")
+    if args.broker:
+        from stream_app.publisher import publish_paced
+        from stream_app.settings import Settings
+        from stream_app.simulator import DEFAULT_START
+        from stream_app.topics import ensure_topics
+
+        settings = Settings.from_env().model_copy(update={"bootstrap_servers": args.broker})
+        asyncio.run(ensure_topics(settings))
+        shown = [-1]
+
+        def on_day(day: float) -> None:
+            if int(day) // 10 > shown[0]:
+                shown[0] = int(day) // 10
+                print(f"  day {int(day)} of {args.days}", flush=True)
+
+        sent, seconds = asyncio.run(publish_paced(settings, events, DEFAULT_START, args.speed, on_day))
+        print(f"published {sent} events to {args.broker} in {seconds:.1f}s")
     return 0
 
 
@@ -147,6 +164,8 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--days", type=int, default=120)
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--out", required=True, help="events JSONL; the truth goes to FILE.truth.jsonl")
+    simulate.add_argument("--broker", help="also publish to this Kafka (host:port), topics from CHURNWATCH_*")
+    simulate.add_argument("--speed", type=float, default=10.0, help="with --broker: simulated days per second")
     simulate.set_defaults(run=_simulate)
 
     demo = commands.add_parser("demo", help="a simulated customer base through a live worker, with a scorecard")

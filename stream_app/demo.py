@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -34,7 +34,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.events import Event
 from stream_app.churn_model import ChurnModel
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
-from stream_app.publisher import encode, topic_for
+from stream_app.publisher import EventPublisher, publish_paced
 from stream_app.replay import replay_lines
 from stream_app.scorecard import format_scorecard, score_alerts
 from stream_app.settings import Settings
@@ -95,31 +95,19 @@ def _broker(bootstrap: str | None, console: Console) -> Iterator[tuple[str, dict
 
 async def _publish(settings: Settings, events: list[Event], days: int, speed: float,
                    run: LiveRun, progress: Progress) -> None:
-    """Publish in event-time order, ``speed`` simulated days per wall second."""
+    """The events at ``speed`` days a second, then an end-of-stream marker on every input partition."""
     task = progress.add_task("publishing", total=days, day=0)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        started = time.monotonic()
-        for event in events:
-            sim_day = max(0.0, (event.occurred_at - DEFAULT_START) / timedelta(days=1))
-            lead = sim_day / speed - (time.monotonic() - started)
-            if lead > 0:
-                await producer.flush()
-                progress.update(task, completed=min(sim_day, days), day=int(sim_day))
-                await asyncio.sleep(lead)
-            key, value = encode(event)
-            await producer.send(topic_for(event, settings), value=value, key=key)
-            run.published += 1
-        await producer.flush()
-        progress.update(task, completed=days, day=days)
-        run.publish_s = time.monotonic() - started
+
+    def on_day(day: float) -> None:
+        progress.update(task, completed=min(day, days), day=int(day))
+
+    run.published, run.publish_s = await publish_paced(settings, events, DEFAULT_START, speed, on_day)
+    progress.update(task, completed=days, day=days)
+    async with EventPublisher(settings) as publisher:
         for topic in settings.input_topics:
             for partition in range(settings.partitions):
-                await producer.send(topic, value=MARKER, key=b"end-of-stream", partition=partition)
-        await producer.flush()
-    finally:
-        await producer.stop()
+                await publisher.producer.send_and_wait(topic, value=MARKER, key=b"end-of-stream",
+                                                       partition=partition)
 
 
 async def _follow_alerts(settings: Settings, run: LiveRun, console: Console, stop: asyncio.Event) -> None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from schemas.intake import validate_event
+from stream_app.publisher import topic_for
+from stream_app.topic_reader import collect
+from stream_app.worker_process import settings_env
+from tests.conftest import Broker, make_settings
 from stream_app.cli import main
 from stream_app.simulator import ARCHETYPES, simulate, truth_path
 
@@ -34,3 +42,23 @@ def test_every_archetype_appears_and_the_truth_matches_the_events() -> None:
     for event in events[:500]:
         assert validate_event(event.model_dump_json()) == event
     assert {e.type for e in events} == {"usage", "payment", "ticket", "subscription"}
+
+
+@pytest.mark.integration
+def test_simulate_can_publish_straight_to_the_broker(broker: Broker, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(broker, tmp_path / "data")
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "s.jsonl"
+    assert main(["simulate", "--customers", "10", "--days", "20", "--seed", "2", "--out", str(out),
+                 "--broker", broker.bootstrap_servers, "--speed", "40"]) == 0
+    lines = out.read_text().splitlines()
+    by_topic = Counter(topic_for(validate_event(line), settings) for line in lines)  # type: ignore[arg-type]
+
+    async def count(topic: str, expected: int) -> int:
+        records = await collect(broker.bootstrap_servers, topic, lambda rs: len(rs) >= expected, 30.0)
+        return len(records)
+
+    for topic, expected in by_topic.items():
+        assert asyncio.run(count(topic, expected)) == expected
