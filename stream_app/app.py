@@ -13,16 +13,20 @@ sends each a tick to that customer's partition, where the agent evaluates it.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.types import TP, EventT
+from yarl import URL
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from rules.clock_math import to_seconds
+from rules.clock_math import iso, to_seconds
+from rules.features import features
 from rules.engine import Transition, is_future
 from schemas.dead_letter import DeadLetter, RejectReason
 from schemas.intake import Rejection, decode_event, describe
@@ -71,6 +75,7 @@ class Processor:
         # One model per worker, learning from the labels of its partitions.
         self.model = ChurnModel.load(settings.model_file, rules.model)
         self.metrics = Metrics()
+        self._read_next: dict[tuple[str, int], int] = {}  # next offset to process, per input partition
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
         # One source for the agent: the inputs and the ticks, co-partitioned.
@@ -91,8 +96,11 @@ class Processor:
 
     async def handle(self, message_event: EventT[bytes]) -> None:
         """Process one message; whatever happens, the worker goes on to the next."""
+        kind = "tick" if message_event.message.topic == self.settings.topic_sweep_ticks else "event"
+        started = time.perf_counter()
         try:
             await self._handle(message_event)
+            self.metrics.processing.labels(kind).observe(time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - the worker must not die on a payload
             log.exception("failed on %s[%d]@%d", message_event.message.topic,
                           message_event.message.partition, message_event.message.offset)
@@ -109,6 +117,7 @@ class Processor:
                 await self._tick(message.key, tick, message.partition)
             return
         source = (message.topic, message.partition)
+        self._read_next[source] = message.offset + 1
         decoded = decode_event(message.key, message.value)
         if isinstance(decoded, Rejection):
             self.clock.observe(source, message.offset, None)
@@ -117,6 +126,7 @@ class Processor:
         # "Future" is judged by the wall clock, whichever clock ages customers:
         # an event clock cannot tell a broken publisher from a partition ahead.
         reference = datetime.now(UTC)
+        self.metrics.event_age.observe(max(0.0, (reference - decoded.occurred_at).total_seconds()))
         if is_future(decoded, reference, self.rules):
             error = (f"occurred_at {decoded.occurred_at.isoformat()} is more than "
                      f"{self.rules.state.max_future_hours} h ahead of the wall clock ({reference.isoformat()})")
@@ -137,12 +147,16 @@ class Processor:
         """Send a tick to each due customer this worker owns; others are not ours to judge."""
         if self.app.rebalancing:
             return
+        started = time.perf_counter()
         assignment = self.app.consumer.assignment()
         owned = {tp.partition for tp in assignment if tp.topic == self.settings.topic_sweep_ticks}
-        now = self.clock.now({
+        progress = {
             (tp.topic, tp.partition): self._progress(tp)
             for tp in assignment if tp.topic in self.settings.input_topics
-        })
+        }
+        self._export_lag(progress)
+        self.metrics.customers.set(len(self.table.data))
+        now = self.clock.now(progress)
         if now is None or not owned:
             return
         # Entries of partitions we no longer own are dropped: their new owner
@@ -154,8 +168,18 @@ class Processor:
             if entry.partition in owned:
                 await self.ticks.send(key=entry.customer_id.encode(), value=value, partition=entry.partition)
                 sent += 1
+        self.metrics.swept.inc(sent)
+        self.metrics.sweep_duration.observe(time.perf_counter() - started)
         if sent:
             log.info("sweep at %s: %d customers due", now.isoformat(), sent)
+
+    def _export_lag(self, progress: dict[tuple[str, int], Progress]) -> None:
+        """Records waiting per input partition (needs a fresh high watermark from the consumer)."""
+        for (topic, partition), (highwater, committed) in progress.items():
+            if highwater is None:
+                continue
+            read = self._read_next.get((topic, partition), committed or 0)
+            self.metrics.lag.labels(topic, str(partition)).set(max(0, highwater - read))
 
     def _progress(self, tp: TP) -> Progress:
         consumer = self.app.consumer
@@ -178,6 +202,8 @@ class Processor:
         if transition.outcome is Outcome.APPLIED and transition.state is not None:
             self.table[customer_id] = transition.state.to_bytes()
             self.index.set(customer_id, transition.state.next_due_at, partition)
+            if transition.alerts:
+                self.metrics.episodes(customer_id, [e.severity for e in transition.state.episodes.values()])
         for example in transition.labelled:
             self.model.learn(example)
         if transition.labelled:
@@ -191,6 +217,60 @@ class Processor:
         self.model.save(self.settings.model_file)
         summary = self.model.summary()
         log.info("model checkpoint: %d labels, ROC AUC %s", summary["labels"], summary["roc_auc"])
+
+    def ready(self) -> dict[str, object]:
+        """Partitions assigned and table recovery finished: safe to send traffic."""
+        app = self.app
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic in self.settings.input_topics]
+        recovered = app.tables.recovery.completed.is_set() and not app.in_recovery
+        return {
+            "ready": bool(assigned) and recovered and not app.rebalancing,
+            "assigned_input_partitions": len(assigned),
+            "recovery_complete": recovered,
+            "rebalancing": bool(app.rebalancing),
+        }
+
+    def owner(self, customer_id: str) -> str | None:
+        """The URL of the worker that holds this customer's partition, if known.
+
+        The partition is the one a Java-compatible producer picks for the key
+        (murmur2), which is where the customer's events, and so its state, are.
+        """
+        partition = (murmur2(customer_id.encode()) & 0x7FFFFFFF) % self.settings.partitions
+        changelog = self.table.changelog_topic.get_topic_name()
+        for host, topics in self.app.router.table_metadata(STATE_TABLE).items():
+            if partition in topics.get(changelog, ()):
+                return str(host)
+        return None
+
+    def summary(self, customer_id: str) -> dict[str, object] | None:
+        state = self._state(customer_id)
+        if state is None:
+            return None
+        risk = state.risk
+        return {
+            "customer_id": customer_id,
+            "first_seen_at": iso(state.first_seen_at),
+            "last_event_at": iso(state.last_event_at),
+            "last_login_at": iso(state.last_login_at),
+            "plan": state.subscription.plan if state.subscription else None,
+            "mrr": state.mrr,
+            "cancelled_at": iso(state.cancelled_at),
+            "features": features(state, state.last_event_at),
+            "risk": None if risk is None else {
+                "probability": round(risk.probability, 4),
+                "scored_at": iso(risk.scored_at),
+                "assessed": risk.assessed,
+                "assessed_at": iso(risk.assessed_at),
+                "model_ready": risk.ready,
+            },
+            "open_episodes": [
+                {"rule": rule.value, "alert_id": e.alert_id, "severity": e.severity.value,
+                 "opened_at": iso(e.opened_at), "sequence": e.sequence}
+                for rule, e in state.episodes.items()
+            ],
+            "next_due_at": iso(state.next_due_at),
+        }
 
     def _state(self, customer_id: str) -> CustomerState | None:
         raw = self.table.get(customer_id)
@@ -211,6 +291,7 @@ class Processor:
         log.warning("rejected %s[%d]@%d: %s: %s", message.topic, message.partition,
                     message.offset, rejection.reason, rejection.error)
         self.metrics.rejected.labels(rejection.reason.value).inc()
+        self.metrics.dead_letters.inc()
         await self.dead_letters.send(key=message.key, value=record.model_dump_json().encode())
 
     async def _on_changelog_event(self, changelog_event: EventT[bytes]) -> None:
@@ -219,6 +300,7 @@ class Processor:
         if raw is not None:
             state = CustomerState.from_bytes(raw)
             self.index.set(state.customer_id, state.next_due_at, changelog_event.message.partition)
+            self.metrics.episodes(state.customer_id, [e.severity for e in state.episodes.values()])
 
 
 def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
@@ -239,7 +321,7 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
         producer_max_batch_size=settings.producer_max_batch_size,
         web_enabled=True,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=settings.canonical_host,
         web_port=settings.web_port,
     )
     processor = Processor(app, settings, rules)
@@ -254,7 +336,29 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(processor.metrics.registry), content_type=CONTENT_TYPE_LATEST)
+        # The exposition content type has parameters (version, charset), which
+        # aiohttp accepts only as a header.
+        return web.bytes(generate_latest(processor.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"alive": True})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        report = processor.ready()
+        return web.json(report, status=200 if report["ready"] else 503)
+
+    @app.page("/customers/{customer_id}")
+    async def customer(web: Any, request: Any, customer_id: str) -> Any:
+        summary = processor.summary(customer_id)
+        if summary is not None:
+            return web.json(summary)
+        owner = processor.owner(customer_id)
+        if owner is not None and owner.rstrip("/") != str(app.conf.canonical_url).rstrip("/"):
+            # Another worker holds it: answer with its answer.
+            return await app.router._route_req(URL(owner), web.web, request)
+        return web.json({"error": f"unknown customer {customer_id!r}"}, status=404)
 
     @app.on_before_shutdown.connect
     async def _save_model(app: faust.App, **kwargs: Any) -> None:

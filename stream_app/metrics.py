@@ -1,36 +1,81 @@
 """Prometheus metrics of one worker, served at ``/metrics`` on its HTTP port.
 
-Each worker has its own registry and serves only its own numbers; labels
-carry no customer ids, so their number stays small.
+Each worker has its own registry and serves only its own numbers. Labels
+carry no customer ids (topic, partition, type, reason, rule, severity and
+status only), so their number stays small however many customers there are.
+Names follow Prometheus conventions: a ``churnwatch_`` prefix, base units in
+the name, ``_total`` on counters (added by the client library).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from schemas.alert import Alert
+from schemas.alert import Alert, Severity
+
+# Event age spans seconds (live) to months (a backfill); processing spans microseconds to a second.
+AGE_BUCKETS = (1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400, float("inf"))
+PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+                      float("inf"))
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.events = Counter("churnwatch_events_consumed", "Valid events processed, by type and outcome",
-                              ["type", "outcome"], registry=self.registry)
-        self.rejected = Counter("churnwatch_events_rejected", "Messages sent to dead letters, by reason",
-                                ["reason"], registry=self.registry)
+        registry = self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter("churnwatch_events_consumed", "Valid events processed, by type and outcome "
+                              "(applied, duplicate, too_old)", ["type", "outcome"], registry=registry)
+        self.rejected = Counter("churnwatch_events_rejected", "Messages rejected, by reason",
+                                ["reason"], registry=registry)
+        self.dead_letters = Counter("churnwatch_dead_letters_written", "Records written to the dead-letter topic",
+                                    registry=registry)
         self.alerts = Counter("churnwatch_alerts_published", "Alerts published, by rule, severity and status",
-                              ["rule", "severity", "status"], registry=self.registry)
-        self.model_auc = Gauge("churnwatch_model_roc_auc", "Online ROC AUC on delayed labels (NaN until both classes)",
-                               registry=self.registry)
+                              ["rule", "severity", "status"], registry=registry)
+        self.processing = Histogram("churnwatch_processing_seconds", "Time to process one message",
+                                    ["kind"], buckets=PROCESSING_BUCKETS, registry=registry)
+        self.event_age = Histogram("churnwatch_event_age_seconds", "Wall time at processing minus occurred_at",
+                                   buckets=AGE_BUCKETS, registry=registry)
+        self.customers = Gauge("churnwatch_customers_tracked", "Customers in this worker's active partitions",
+                               registry=registry)
+        self.at_risk = Gauge("churnwatch_customers_open_episodes", "Customers with an open episode, by their "
+                             "highest open severity", ["severity"], registry=registry)
+        self.sweep_duration = Histogram("churnwatch_sweep_duration_seconds", "Time one sweep took",
+                                        registry=registry)
+        self.swept = Counter("churnwatch_sweep_customers", "Customers a sweep sent for evaluation",
+                             registry=registry)
+        self.lag = Gauge("churnwatch_consumer_lag_messages", "Records not yet processed, by input topic and "
+                         "partition", ["topic", "partition"], registry=registry)
+        self.model_auc = Gauge("churnwatch_model_roc_auc", "Online ROC AUC on delayed labels (NaN until both "
+                               "classes were scored)", registry=registry)
+        self.model_log_loss = Gauge("churnwatch_model_log_loss", "Online log loss on delayed labels",
+                                    registry=registry)
         self.model_labels = Gauge("churnwatch_model_labels", "Labels the model has learned from, by label",
-                                  ["label"], registry=self.registry)
+                                  ["label"], registry=registry)
+        self._severity_of: dict[str, Severity] = {}
+        for severity in Severity:
+            self.at_risk.labels(severity.value).set(0)
 
     def alert(self, alert: Alert) -> None:
         self.alerts.labels(alert.rule.value, alert.severity.value, alert.status.value).inc()
 
+    def episodes(self, customer_id: str, open_severities: list[Severity]) -> None:
+        """Track the customer's highest open severity; the gauges move by one, no table scan."""
+        order = list(Severity)
+        new = max(open_severities, key=order.index) if open_severities else None
+        old = self._severity_of.get(customer_id)
+        if old == new:
+            return
+        if old is not None:
+            self.at_risk.labels(old.value).dec()
+        if new is None:
+            del self._severity_of[customer_id]
+        else:
+            self._severity_of[customer_id] = new
+            self.at_risk.labels(new.value).inc()
+
     def model(self, summary: dict[str, object]) -> None:
-        auc = summary.get("roc_auc")
-        self.model_auc.set(auc if isinstance(auc, float) else float("nan"))
+        for gauge, key in ((self.model_auc, "roc_auc"), (self.model_log_loss, "log_loss")):
+            value = summary.get(key)
+            gauge.set(value if isinstance(value, float) else float("nan"))
         for label in ("negative", "positive"):
             count = summary.get(f"{label}_labels")
             self.model_labels.labels(label).set(count if isinstance(count, int) else 0)

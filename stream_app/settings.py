@@ -7,6 +7,7 @@ Faust itself reads unprefixed variables such as ``BROKER_URL`` and
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".churnwatch"), description="Faust data directory.")
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     web_port: Port = 6066
+    advertised_host: str | None = Field(
+        default=None,
+        description="Host other workers reach this one at (customer lookups are forwarded there); "
+        "default: WEB_HOST, or the machine's hostname when WEB_HOST binds all addresses.",
+    )
 
     # Consumer-group timing. Faust's defaults suit a real cluster; the embedded
     # broker needs short sessions (see stream_app.embedded_broker.WORKER_TUNING).
@@ -105,6 +111,12 @@ class Settings(BaseSettings):
     @property
     def input_topics(self) -> tuple[str, str, str, str]:
         return (self.topic_usage, self.topic_payments, self.topic_tickets, self.topic_subscriptions)
+
+    @property
+    def canonical_host(self) -> str:
+        if self.advertised_host:
+            return self.advertised_host
+        return socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host
 
     @property
     def model_file(self) -> Path:

@@ -9,6 +9,8 @@ All three run the same integration tests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,8 @@ import pytest
 
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from stream_app.settings import Settings
+from stream_app.topics import ensure_topics
+from stream_app.worker_process import WorkerProcess
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,16 @@ def pytest_report_header(config: pytest.Config) -> str:
     if os.environ.get("CHURNWATCH_TEST_BOOTSTRAP"):
         return f"kafka: CHURNWATCH_TEST_BOOTSTRAP={os.environ['CHURNWATCH_TEST_BOOTSTRAP']}"
     return "kafka: Docker engine via testcontainers if one answers, else embedded Tansu"
+
+
+@contextlib.contextmanager
+def running_worker(broker: Broker, tmp: Path) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """A worker process with topics of its own; stopped at the end, which must be clean."""
+    settings = make_settings(broker, tmp / "data")
+    asyncio.run(ensure_topics(settings))
+    worker = WorkerProcess(settings, tmp / "worker.log", broker.worker_env).start()
+    try:
+        yield settings, worker
+    finally:
+        code = worker.stop()
+        assert code == 0, f"worker exited with {code}: {worker.log_text()[-3000:]}"

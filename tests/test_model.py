@@ -20,7 +20,6 @@ from schemas.alert import RuleName
 from schemas.events import Event
 from stream_app.churn_model import ChurnModel
 from stream_app.cli import main
-from stream_app.replay import replay_lines
 from stream_app.simulator import simulate, write_simulation
 from tests.event_factory import day, failed, login, subscription, ticket, usage
 

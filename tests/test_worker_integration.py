@@ -11,7 +11,6 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,8 @@ from schemas.events import PaymentEvent, UsageEvent
 from stream_app.publisher import EventPublisher
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect
-from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, make_settings
+from tests.conftest import Broker, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +31,8 @@ T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def running(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
-    tmp = tmp_path_factory.mktemp("worker")
-    settings = make_settings(broker, tmp / "data")
-    asyncio.run(ensure_topics(settings))
-    worker = WorkerProcess(settings, tmp / "worker.log", broker.worker_env).start()
-    try:
-        yield settings, worker
-    finally:
-        code = worker.stop()
-        print(worker.log_text()[-3000:])
-        assert code == 0, f"worker exited with {code}"
+    with running_worker(broker, tmp_path_factory.mktemp("worker")) as pair:
+        yield pair
 
 
 async def _publish(settings: Settings, *messages: tuple[str, bytes | None, bytes]) -> None:

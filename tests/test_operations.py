@@ -1,0 +1,114 @@
+"""Operations on a running worker: /metrics after known traffic, /readyz, /healthz, customer lookup."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.events import Event
+from stream_app.publisher import EventPublisher
+from stream_app.settings import Settings
+from stream_app.topic_reader import collect
+from stream_app.worker_process import WorkerProcess
+from tests.conftest import Broker, running_worker
+from tests.event_factory import day, failed, login, subscription, usage
+
+pytestmark = pytest.mark.integration
+WAIT_S = 90.0
+
+
+def get(settings: Settings, path: str) -> tuple[int, bytes]:
+    url = f"http://{settings.web_host}:{settings.web_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_for(check, timeout_s: float = WAIT_S):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = check()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            result = None
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
+    with running_worker(broker, tmp_path_factory.mktemp("ops")) as pair:
+        yield pair
+
+
+def test_ready_and_alive(worker: tuple[Settings, WorkerProcess]) -> None:
+    settings, process = worker
+    assert wait_for(lambda: get(settings, "/healthz")[0] == 200)
+    ready = wait_for(lambda: get(settings, "/readyz")[0] == 200)
+    assert ready, (get(settings, "/readyz"), process.log_text()[-2000:])
+    body = json.loads(get(settings, "/readyz")[1])
+    assert body["ready"] is True and body["assigned_input_partitions"] == 4 * settings.partitions
+
+
+def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settings, WorkerProcess]) -> None:
+    settings, process = worker
+    events: list[Event] = [
+        subscription(day(0), 250.0, action="started", customer="ops-1"),
+        login(day(1), customer="ops-1"), usage(day(1), customer="ops-1"), usage(day(2), customer="ops-1"),
+        failed(day(3), "card_expired", customer="ops-1"),
+    ]
+
+    async def publish() -> None:
+        async with EventPublisher(settings) as publisher:
+            for event in events:
+                await publisher.publish(event)
+            await publisher.publish_raw(settings.topic_usage, b"ops-1", b"not json at all")
+
+    asyncio.run(publish())
+    asyncio.run(collect(settings.bootstrap_servers, settings.topic_dead_letters, lambda rs: len(rs) >= 1, WAIT_S))
+    asyncio.run(collect(settings.bootstrap_servers, settings.topic_alerts, lambda rs: len(rs) >= 1, WAIT_S))
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, body = get(settings, "/metrics")
+        assert status == 200
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+    def counted() -> dict | None:  # type: ignore[type-arg]
+        found = samples()
+        done = found.get(("churnwatch_events_consumed_total", (("outcome", "applied"), ("type", "usage")))) == 3
+        return found if done else None
+
+    found = wait_for(counted)
+    assert found, samples()
+    assert found[("churnwatch_events_consumed_total", (("outcome", "applied"), ("type", "payment")))] == 1
+    assert found[("churnwatch_events_consumed_total", (("outcome", "applied"), ("type", "subscription")))] == 1
+    assert found[("churnwatch_events_rejected_total", (("reason", "not_json"),))] == 1
+    assert found[("churnwatch_dead_letters_written_total", ())] == 1
+    assert found[("churnwatch_alerts_published_total",
+                  (("rule", "payment_failure"), ("severity", "high"), ("status", "firing")))] == 1
+    assert found[("churnwatch_processing_seconds_count", (("kind", "event"),))] >= 6
+    assert found[("churnwatch_event_age_seconds_count", ())] == 5
+    assert found[("churnwatch_customers_open_episodes", (("severity", "high"),))] == 1
+    assert ("churnwatch_model_roc_auc", ()) in found
+    assert not any("ops-1" in str(labels) for _, labels in found)  # no customer ids in labels
+
+    status, body = get(settings, "/customers/ops-1")
+    assert status == 200, body
+    summary = json.loads(body)
+    assert summary["mrr"] == 250.0
+    assert summary["last_login_at"].startswith(day(1).date().isoformat())
+    assert [e["rule"] for e in summary["open_episodes"]] == ["payment_failure"]
+    assert summary["features"]["unpaid_failures"] > 0
+    status, body = get(settings, "/customers/nobody-here")
+    assert status == 404 and b"nobody-here" in body

@@ -1,0 +1,127 @@
+"""The operations files: Prometheus config and alert rules (promtool), the Grafana
+dashboard (every query names a metric the worker exports), the compose stack and
+the Dockerfile (structure; this machine has no Docker engine to run them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import Counter, Gauge, Histogram
+
+from stream_app.metrics import Metrics
+from stream_app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+OPS = ROOT / "ops"
+METRIC = re.compile(r"\b(churnwatch_[a-z_]+|up)\b")
+
+
+def exported_names() -> set[str]:
+    """Every series name the worker's registry can expose."""
+    names: set[str] = {"up"}  # Prometheus' own, per scrape target
+    for metric in vars(Metrics()).values():
+        if isinstance(metric, Counter):
+            names.add(metric._name + "_total")
+        elif isinstance(metric, Histogram):
+            names |= {metric._name + suffix for suffix in ("_bucket", "_count", "_sum")}
+        elif isinstance(metric, Gauge):
+            names.add(metric._name)
+    return names
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        # Debian's prometheus package carries promtool; install it where we can.
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
+                       env=env, capture_output=True, timeout=600)
+        found = shutil.which("promtool")
+    if found is None:
+        pytest.skip("promtool not available: install Debian's 'prometheus' package to check the rule files")
+    return found
+
+
+def test_prometheus_config_and_rules_pass_promtool(promtool: str) -> None:
+    for args in (["check", "config", str(OPS / "prometheus/prometheus.yml")],
+                 ["check", "rules", str(OPS / "prometheus/alerts.yml")]):
+        result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_alert_rules_cover_the_operational_risks_with_exported_metrics() -> None:
+    rules = yaml.safe_load((OPS / "prometheus/alerts.yml").read_text())["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} == {
+        "ChurnwatchWorkerDown", "ChurnwatchConsumerLagGrowing", "ChurnwatchDeadLettersRising",
+        "ChurnwatchNoEvents", "ChurnwatchModelAucFalling"}
+    names = exported_names()
+    for rule in rules:
+        used = set(METRIC.findall(rule["expr"]))
+        assert used and used <= names, (rule["alert"], used - names)
+        assert rule["annotations"]["summary"] and rule["for"]
+
+
+def test_the_dashboard_queries_only_exported_metrics() -> None:
+    dashboard = json.loads((OPS / "grafana/dashboards/churnwatch.json").read_text())
+    names = exported_names()
+    titles = []
+    for panel in dashboard["panels"]:
+        titles.append(panel["title"])
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            used = set(METRIC.findall(target["expr"]))
+            assert used and used <= names, (panel["title"], used - names)
+    wanted = ("Events processed", "Rejected", "Alerts opened", "by severity", "Processing time", "Event age",
+              "Consumer lag", "Model ROC AUC", "Customers at risk")
+    for word in wanted:
+        assert any(word in title for title in titles), word
+    provider = yaml.safe_load((OPS / "grafana/provisioning/dashboards/churnwatch.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    source = yaml.safe_load((OPS / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert source["datasources"][0]["uid"] == dashboard["panels"][0]["datasource"]["uid"]
+
+
+def test_the_compose_stack_is_complete() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"kafka", "topics", "worker", "prometheus", "grafana"}
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft, no ZooKeeper
+    assert "healthcheck" in kafka and any("kafka-data" in v for v in kafka["volumes"])
+    topics = services["topics"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    created = re.search(r"for topic in ([^;]+);", topics["command"][0]).group(1).split()  # type: ignore[union-attr]
+    defaults = Settings()
+    assert set(created) == {*defaults.co_partitioned_topics, defaults.topic_alerts, defaults.topic_dead_letters}
+    worker = services["worker"]
+    assert worker["build"] == "." and worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert "readyz" in " ".join(worker["healthcheck"]["test"])
+    assert worker["environment"]["CHURNWATCH_PARTITIONS"] == topics["environment"]["PARTITIONS"]
+    assert "ports" not in worker  # scaled replicas would clash; Prometheus finds them by DNS
+    for name in ("prometheus", "grafana"):
+        service = services[name]
+        assert "healthcheck" in service and service["ports"]
+        for volume in service["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+    assert set(compose["volumes"]) == {"kafka-data", "worker-data", "prometheus-data", "grafana-data"}
+
+
+def test_the_image_runs_as_a_non_root_user_with_a_healthcheck() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^USER (?!root)\w+", dockerfile, re.M)
+    assert "HEALTHCHECK" in dockerfile and "/readyz" in dockerfile
+    assert "-c constraints.txt" in dockerfile
+    assert 'CMD ["churnwatch", "worker"]' in dockerfile
