@@ -16,6 +16,7 @@ from schemas.events import Event
 from stream_app.publisher import EventPublisher
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect
+from stream_app.embedded_broker import free_port
 from stream_app.worker_process import WorkerProcess
 from tests.conftest import Broker, running_worker
 from tests.event_factory import day, failed, login, subscription, usage
@@ -112,3 +113,36 @@ def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settin
     assert summary["features"]["unpaid_failures"] > 0
     status, body = get(settings, "/customers/nobody-here")
     assert status == 404 and b"nobody-here" in body
+
+
+def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With two workers each holds half the partitions; the other half is forwarded."""
+    with running_worker(broker, tmp_path_factory.mktemp("lookup-a")) as (first, _):
+        second = first.model_copy(update={"web_port": free_port(),
+                                          "data_dir": tmp_path_factory.mktemp("lookup-b") / "data"})
+        other = WorkerProcess(second, second.data_dir.parent / "worker.log", broker.worker_env).start()
+        try:
+            customers = [f"two-{n}" for n in range(8)]
+
+            async def publish() -> None:
+                async with EventPublisher(first) as publisher:
+                    for customer in customers:
+                        await publisher.publish(login(day(1), customer=customer))
+
+            asyncio.run(publish())
+
+            def both_ready() -> bool:
+                reports = [json.loads(get(s, "/readyz")[1]) for s in (first, second)]
+                return all(r["ready"] for r in reports) and sum(r["assigned_input_partitions"] for r in reports) \
+                    == 4 * first.partitions and all(r["assigned_input_partitions"] for r in reports)
+
+            assert wait_for(both_ready), (get(first, "/readyz"), get(second, "/readyz"))
+
+            def all_found() -> bool:
+                return all(get(s, f"/customers/{c}")[0] == 200 for s in (first, second) for c in customers)
+
+            assert wait_for(all_found), [(c, get(first, f"/customers/{c}")[0], get(second, f"/customers/{c}")[0])
+                                         for c in customers]
+            assert get(second, "/customers/never-seen")[0] == 404
+        finally:
+            assert other.stop() == 0, other.log_text()[-3000:]
