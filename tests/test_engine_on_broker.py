@@ -1,7 +1,7 @@
 """The signal engine on a real broker: the sweep finds a silent customer, a
 payment resolves its episode, and the worker agrees with the offline replay.
 
-The demo story is published once to a worker on the event clock; three steady
+The story in tests/story.py is published once to a worker on the event clock; three steady
 customers keep that clock moving after acme goes silent on day 40.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from rules import RulesConfig
 from schemas.alert import Alert
 from stream_app.demo import episode_changes, expected_alerts
-from stream_app.demo_story import START, story
+from tests.story import START, story
 from stream_app.publisher import EventPublisher
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect

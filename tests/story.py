@@ -1,8 +1,8 @@
-"""The demo's story: a small customer base over 75 days, with known trouble.
+"""A small, hand-written customer base over 75 days, with known trouble.
 
 Three steady customers keep the event clock moving; six others each show one
-churn signal. The same story drives the demo, the replay test and the test
-that the worker and the replay agree.
+churn signal. It drives the replay test and the test that the worker and the
+replay agree, where every expected alert is known by name.
 """
 
 from __future__ import annotations
