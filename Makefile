@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.churnwatch-installed
 
-.PHONY: demo test install lock clean
+.PHONY: demo test bench install lock clean
 
 install: $(STAMP)
 
@@ -31,3 +31,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+
+# Benchmarks: prints one table of figures and writes bench-results.json.
+bench: $(STAMP)
+	$(BIN)/python -m bench

@@ -1,0 +1,235 @@
+"""Figures on a broker: the raw aiokafka rate, the bare Faust rate, the worker's rate.
+
+All three read the same pre-published events on the same broker in the same
+run, so their ratios mean something on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from rules.alert_ids import alert_id
+from schemas.alert import RuleName
+from schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
+from stream_app.child_process import ChildProcess
+from stream_app.embedded_broker import free_port
+from stream_app.publisher import encode, topic_for
+from stream_app.settings import Settings
+from stream_app.topics import ensure_topics
+from stream_app.worker_process import WorkerProcess, settings_env
+
+START = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def realistic_mix(events: int, customers: int, seed: int = 3) -> list[Event]:
+    """All four types over many customers, time-ordered: 80% usage, 10% subscription, 5% payment, 5% ticket."""
+    rng = random.Random(seed)
+    out: list[Event] = []
+    for n in range(events):
+        customer = f"b{rng.randrange(customers):06d}"
+        at = START + timedelta(seconds=n * 30)
+        common = {"event_id": f"e{n}", "customer_id": customer, "occurred_at": at}
+        roll = rng.random()
+        if roll < 0.80:
+            out.append(UsageEvent(**common, kind=rng.choice(("login", "purchase", "feature_use", "session"))))
+        elif roll < 0.90:
+            out.append(SubscriptionEvent(**common, action="renewed", plan="pro", mrr=99.0))
+        elif roll < 0.95:
+            out.append(PaymentEvent(**common, status="failed", invoice_id=f"i{n}", amount=99.0, currency="EUR",
+                                    failure_reason=rng.choice(("card_expired", "card_declined"))))
+        else:
+            out.append(TicketEvent(**common, ticket_id=f"t{n}", action="opened", sentiment=rng.uniform(-1, 1)))
+    return out
+
+
+def fresh_settings(bootstrap: str, data_dir: Path) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    topics = {name: f"{field.default}-bench-{run}" for name, field in Settings.model_fields.items()
+              if name.startswith("topic_")}
+    return Settings(bootstrap_servers=bootstrap, app_id=f"bench-{run}", data_dir=data_dir,
+                    web_port=free_port(), clock="event", **topics)
+
+
+async def publish(settings: Settings, events: list[Event]) -> None:
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20,
+                                max_batch_size=262_144)
+    await producer.start()
+    try:
+        for event in events:
+            key, value = encode(event)
+            await producer.send(topic_for(event, settings), value=value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def raw_rate(settings: Settings, expect: int, timeout_s: float = 120) -> float:
+    """The ceiling: a plain aiokafka consumer that parses JSON."""
+    consumer = AIOKafkaConsumer(*settings.input_topics, bootstrap_servers=settings.bootstrap_servers,
+                                group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    count, first = 0, 0.0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while count < expect and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for records in batches.values():
+                if count == 0 and records:
+                    first = time.perf_counter()
+                for record in records:
+                    json.loads(record.value)  # type: ignore[arg-type]
+                count += len(records)
+    finally:
+        await consumer.stop()
+    if count < expect:
+        raise RuntimeError(f"raw consumer read {count} of {expect}")
+    return expect / (time.perf_counter() - first)
+
+
+def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], timeout_s: float = 300) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "rate"
+        child = ChildProcess(Path(tmp) / "bare.log")
+        child.spawn([sys.executable, "-m", "bench.faust_bare"], {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")},
+            **settings_env(settings), **env, "BENCH_EXPECT": str(expect), "BENCH_RESULT": str(result)})
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not result.exists() and time.monotonic() < deadline and not child.dead():
+                time.sleep(0.2)
+            if not result.exists():
+                raise RuntimeError(f"bare Faust agent did not finish: {child.log_text()[-2000:]}")
+            return float(result.read_text())
+        finally:
+            child.stop()
+
+
+def _processed(settings: Settings) -> float:
+    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name in ("churnwatch_events_consumed_total", "churnwatch_events_rejected_total"))
+
+
+def worker_rate(settings: Settings, expect: int, env: dict[str, str], workers: int = 1,
+                timeout_s: float = 400) -> float:
+    """The full pipeline: ``churnwatch worker`` processes (validation, state, rules, model, alerts)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        replicas = [settings] + [settings.model_copy(update={"web_port": free_port()}) for _ in range(workers - 1)]
+        processes = [WorkerProcess(s.model_copy(update={"data_dir": Path(tmp) / f"d{i}"}),
+                                   Path(tmp) / f"w{i}.log", env).start() for i, s in enumerate(replicas)]
+        try:
+            first, done = 0.0, 0.0
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and not any(p.dead() for p in processes):
+                try:
+                    total = sum(_processed(s) for s in replicas)
+                except OSError:
+                    total = 0.0
+                if total and not first:
+                    first = time.perf_counter()
+                if total >= expect:
+                    done = time.perf_counter()
+                    break
+                time.sleep(0.1)
+            if not done:
+                raise RuntimeError(f"worker did not finish: {processes[0].log_text()[-2000:]}")
+            return expect / (done - first)
+        finally:
+            for process in processes:
+                process.stop()
+
+
+async def _paced_failures(settings: Settings, rate: float, seconds: float, sent: dict[str, float]) -> None:
+    """Usage at ``rate`` events/s with a failed payment of a new customer every 20th event."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=1)
+    await producer.start()
+    try:
+        began = time.monotonic()
+        n = 0
+        while (elapsed := time.monotonic() - began) < seconds:
+            if n > elapsed * rate:
+                await asyncio.sleep(min(0.01, n / rate - elapsed))
+                continue
+            at = START + timedelta(seconds=n)
+            if n % 20 == 0:
+                customer = f"lat-{n}"
+                event: Event = PaymentEvent(event_id=f"lat-pay-{n}", customer_id=customer, occurred_at=at,
+                                            status="failed", invoice_id=f"i{n}", amount=9.0, currency="EUR",
+                                            failure_reason="card_declined")
+                sent[alert_id(customer, RuleName.PAYMENT_FAILURE, event.event_id)] = time.perf_counter()
+            else:
+                event = UsageEvent(event_id=f"lat-use-{n}", customer_id=f"lat-u{n % 5000}", occurred_at=at,
+                                   kind="login")
+            key, value = encode(event)
+            await producer.send(topic_for(event, settings), value=value, key=key)
+            n += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _alert_arrivals(settings: Settings, received: dict[str, float], stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(settings.topic_alerts, bootstrap_servers=settings.bootstrap_servers,
+                                group_id=None, auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.perf_counter()
+                for record in records:
+                    received.setdefault(json.loads(record.value)["alert_id"], now)  # type: ignore[arg-type]
+    finally:
+        await consumer.stop()
+
+
+def alert_latency(settings: Settings, rate: float, env: dict[str, str], seconds: float = 20.0) -> tuple[float, float, int]:
+    """Event-to-alert latency (p50, p99 seconds, samples) for payment failures at a steady offered load."""
+    asyncio.run(ensure_topics(settings))
+    with tempfile.TemporaryDirectory() as tmp:
+        worker = WorkerProcess(settings.model_copy(update={"data_dir": Path(tmp) / "d"}), Path(tmp) / "w.log", env)
+        with worker:
+            ready_by = time.monotonic() + 60
+            while time.monotonic() < ready_by:  # measure a running worker, not its start-up
+                try:
+                    with urllib.request.urlopen(f"http://{settings.web_host}:{settings.web_port}/readyz", timeout=2):
+                        break
+                except OSError:
+                    time.sleep(0.2)
+
+            async def run() -> tuple[dict[str, float], dict[str, float]]:
+                sent: dict[str, float] = {}
+                received: dict[str, float] = {}
+                stop = asyncio.Event()
+                follower = asyncio.create_task(_alert_arrivals(settings, received, stop))
+                await asyncio.sleep(1.0)
+                await _paced_failures(settings, rate, seconds, sent)
+                deadline = time.monotonic() + 30
+                while set(sent) - set(received) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                stop.set()
+                await follower
+                return sent, received
+
+            sent, received = asyncio.run(run())
+    latencies = sorted(received[k] - t for k, t in sent.items() if k in received)
+    if not latencies:
+        raise RuntimeError("no alert arrived")
+    return statistics.median(latencies), latencies[int(0.99 * (len(latencies) - 1))], len(latencies)

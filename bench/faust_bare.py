@@ -1,0 +1,53 @@
+"""The framework floor: a bare Faust agent that only parses JSON.
+
+Run as a process by the benchmark (``python -m bench.faust_bare``); settings
+from the same ``CHURNWATCH_*`` variables as the worker, plus
+``BENCH_EXPECT`` (messages to read) and ``BENCH_RESULT`` (file to write the
+rate to). It uses the worker's Faust settings, so the only difference from
+``churnwatch worker`` is the work done per message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import faust
+
+from stream_app.settings import Settings
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    expect = int(os.environ["BENCH_EXPECT"])
+    result = Path(os.environ["BENCH_RESULT"])
+    app = faust.App(
+        settings.app_id, broker=settings.faust_broker_url, store="memory://", datadir=str(settings.data_dir),
+        autodiscover=False, topic_partitions=settings.partitions, topic_replication_factor=1,
+        processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        producer_max_batch_size=settings.producer_max_batch_size, web_enabled=False,
+    )
+    topic = app.topic(*settings.input_topics, key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw")
+    seen = {"count": 0, "first": 0.0}
+
+    @app.agent(topic)
+    async def parse(stream: faust.StreamT[bytes]) -> None:
+        async for value in stream:
+            if seen["count"] == 0:
+                seen["first"] = time.perf_counter()
+            json.loads(value)
+            seen["count"] += 1
+            if seen["count"] == expect:
+                result.write_text(str(expect / (time.perf_counter() - seen["first"])))
+
+    faust.Worker(app, loglevel="warning").execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Figures of the pure core, no broker: replay rate, state size, sweep cost."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+
+from rules import RulesConfig
+from rules.state import CustomerState
+from stream_app.due_index import DueIndex
+from stream_app.replay import Replay
+from stream_app.simulator import simulate
+
+
+def median_of(runs: int, measure) -> float:  # type: ignore[no-untyped-def]
+    return statistics.median(measure() for _ in range(runs))
+
+
+def replay_rate(customers: int = 200, days: int = 120, runs: int = 3) -> tuple[float, list[CustomerState], int]:
+    """Events per second of the core alone (validation, state, rules, model), as ``churnwatch replay``."""
+    events, _ = simulate(customers, days, seed=7)
+    lines = [e.model_dump_json() for e in events]
+    states: list[CustomerState] = []
+
+    def once() -> float:
+        run = Replay(RulesConfig(), lambda alert: None)
+        started = time.perf_counter()
+        for line in lines:
+            run.feed(line)
+        elapsed = time.perf_counter() - started
+        states[:] = list(run.states.values())
+        return len(lines) / elapsed
+
+    return median_of(runs, once), states, len(lines)
+
+
+def state_bytes(states: list[CustomerState]) -> float:
+    """Mean serialised table value (the changelog message body) per customer."""
+    return statistics.mean(len(s.to_bytes()) for s in states)
+
+
+def rss_per_100k(states: list[CustomerState]) -> float:
+    """Resident memory growth for 100,000 customers' serialised states, in bytes per customer."""
+    template = [s.to_bytes() for s in states]
+    before = _rss()
+    table = {f"c{n}": bytes(bytearray(template[n % len(template)])) for n in range(100_000)}  # real copies
+    grown = _rss() - before
+    assert len(table) == 100_000
+    return grown / 100_000
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * 4096
+
+
+def sweep_cost(customers: int, due_share: float = 0.01, runs: int = 5) -> float:
+    """Seconds for one sweep to pop the due customers out of the index (1% due)."""
+    rng = random.Random(1)
+
+    def once() -> float:
+        index = DueIndex()
+        for n in range(customers):
+            # 1% due before t=1000, the rest later.
+            due = rng.randint(0, 999) if n < customers * due_share else rng.randint(2_000, 10_000_000)
+            index.set(f"c{n}", due, n % 4)
+        started = time.perf_counter()
+        popped = index.pop_due(1_000, limit=customers)
+        elapsed = time.perf_counter() - started
+        assert len(popped) == int(customers * due_share)
+        return elapsed
+
+    return median_of(runs, once)
