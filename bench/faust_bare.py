@@ -16,6 +16,7 @@ from pathlib import Path
 
 import faust
 
+from stream_app.app import faust_app
 from stream_app.settings import Settings
 
 
@@ -23,15 +24,7 @@ def main() -> None:
     settings = Settings.from_env()
     expect = int(os.environ["BENCH_EXPECT"])
     result = Path(os.environ["BENCH_RESULT"])
-    app = faust.App(
-        settings.app_id, broker=settings.faust_broker_url, store="memory://", datadir=str(settings.data_dir),
-        autodiscover=False, topic_partitions=settings.partitions, topic_replication_factor=1,
-        processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
-        broker_rebalance_timeout=settings.rebalance_timeout_s,
-        producer_max_batch_size=settings.producer_max_batch_size, web_enabled=False,
-    )
+    app = faust_app(settings, web_enabled=False)
     topic = app.topic(*settings.input_topics, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
     seen = {"count": 0, "first": 0.0}

@@ -303,9 +303,9 @@ class Processor:
             self.metrics.episodes(state.customer_id, [e.severity for e in state.episodes.values()])
 
 
-def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
-    """A Faust app for these settings; built per process, so tests can run several."""
-    app = faust.App(
+def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
+    """The Faust app with churnwatch's settings (the benchmark's bare agent uses it too)."""
+    return faust.App(
         settings.app_id,
         broker=settings.faust_broker_url,
         store=settings.store,
@@ -319,11 +319,16 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         producer_max_batch_size=settings.producer_max_batch_size,
-        web_enabled=True,
+        web_enabled=web_enabled,
         web_bind=settings.web_host,
         web_host=settings.canonical_host,
         web_port=settings.web_port,
     )
+
+
+def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
+    """The worker's Faust app; built per process, so tests can run several."""
+    app = faust_app(settings)
     processor = Processor(app, settings, rules)
 
     async def process(stream: faust.StreamT[bytes]) -> None:

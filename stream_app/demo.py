@@ -28,14 +28,13 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rules import RulesConfig, load_rules
+from rules import load_rules
 from schemas.alert import Alert, AlertStatus
 from schemas.dead_letter import DeadLetter
 from schemas.events import Event
 from stream_app.churn_model import ChurnModel
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from stream_app.publisher import EventPublisher, publish_paced
-from stream_app.replay import replay_lines
 from stream_app.scorecard import format_scorecard, score_alerts
 from stream_app.settings import Settings
 from stream_app.simulator import DEFAULT_START, simulate
@@ -53,23 +52,6 @@ def format_alert(alert: Alert) -> str:
         f"{alert.triggered_at:%Y-%m-%d} {alert.status.value.upper():<8} {alert.severity.value:<8} "
         f"p{alert.priority:<3} {alert.customer_id:<12} {alert.rule.value:<16} {alert.reasons[0]}"
     )
-
-
-def expected_alerts(events: list[Event], rules: RulesConfig) -> list[Alert]:
-    """What the same core says offline: the yardstick for the worker."""
-    alerts: list[Alert] = []
-    replay_lines((e.model_dump_json() for e in events), rules, alerts.append)
-    return alerts
-
-
-def episode_changes(alerts: list[Alert]) -> set[tuple[str, str]]:
-    """(alert id, firing|resolved) pairs: what any run must agree on.
-
-    Escalation steps may differ: the worker's sweep runs every few wall
-    seconds, so in compressed time it may find a customer already critical
-    where the replay, sweeping at exact due times, saw high first.
-    """
-    return {(a.alert_id, a.status.value) for a in alerts}
 
 
 @dataclass

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from rules import RulesConfig
+from schemas.alert import Alert
 from schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
+from stream_app.replay import replay_lines
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 75
@@ -64,3 +67,20 @@ def story() -> list[Event]:
                                   occurred_at=_at(day), ticket_id=f"I-{n}", action="opened",
                                   category="bug", sentiment=-0.6))
     return sorted(events, key=lambda e: (e.occurred_at, e.event_id))
+
+
+def expected_alerts(events: list[Event], rules: RulesConfig) -> list[Alert]:
+    """What the same core says offline: the yardstick for the worker."""
+    alerts: list[Alert] = []
+    replay_lines((e.model_dump_json() for e in events), rules, alerts.append)
+    return alerts
+
+
+def episode_changes(alerts: list[Alert]) -> set[tuple[str, str]]:
+    """(alert id, firing|resolved) pairs: what any run must agree on.
+
+    Escalation steps may differ: the worker's sweep runs every few wall
+    seconds, so in compressed time it may find a customer already critical
+    where the replay, sweeping at exact due times, saw high first.
+    """
+    return {(a.alert_id, a.status.value) for a in alerts}

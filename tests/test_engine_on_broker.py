@@ -16,8 +16,7 @@ import pytest
 
 from rules import RulesConfig
 from schemas.alert import Alert
-from stream_app.demo import episode_changes, expected_alerts
-from tests.story import START, story
+from tests.story import START, episode_changes, expected_alerts, story
 from stream_app.publisher import EventPublisher
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect

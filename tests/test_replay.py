@@ -11,8 +11,7 @@ import pytest
 from rules import RulesConfig
 from schemas.alert import Alert
 from stream_app.cli import main
-from stream_app.demo import expected_alerts
-from tests.story import story
+from tests.story import expected_alerts, story
 from stream_app.replay import replay_lines
 from tests.event_factory import day, login, usage
 
