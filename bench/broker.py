@@ -101,13 +101,16 @@ async def raw_rate(settings: Settings, expect: int, timeout_s: float = 120) -> f
     return expect / (time.perf_counter() - first)
 
 
-def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], timeout_s: float = 300) -> float:
+def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], table: bool = False,
+                    timeout_s: float = 300) -> float:
+    """A Faust agent that parses each event and, with ``table``, writes it to a table (one changelog message each)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "rate"
         child = ChildProcess(Path(tmp) / "bare.log")
         child.spawn([sys.executable, "-m", "bench.faust_bare"], {
             **{k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")},
-            **settings_env(settings), **env, "BENCH_EXPECT": str(expect), "BENCH_RESULT": str(result)})
+            **settings_env(settings), **env, "BENCH_EXPECT": str(expect), "BENCH_RESULT": str(result),
+            "BENCH_TABLE": "1" if table else "0"})
         try:
             deadline = time.monotonic() + timeout_s
             while not result.exists() and time.monotonic() < deadline and not child.dead():

@@ -1,10 +1,12 @@
-"""The framework floor: a bare Faust agent that only parses JSON.
+"""The framework floors: a bare Faust agent that only parses JSON, or that
+also writes one table entry per event.
 
 Run as a process by the benchmark (``python -m bench.faust_bare``); settings
 from the same ``CHURNWATCH_*`` variables as the worker, plus
-``BENCH_EXPECT`` (messages to read) and ``BENCH_RESULT`` (file to write the
-rate to). It uses the worker's Faust settings, so the only difference from
-``churnwatch worker`` is the work done per message.
+``BENCH_EXPECT`` (messages to read), ``BENCH_RESULT`` (file to write the
+rate to) and ``BENCH_TABLE`` ("1": write the event to a table, keyed by the
+message key, as a stateful agent must). It uses the worker's Faust settings,
+so the only difference from ``churnwatch worker`` is the work done per message.
 """
 
 from __future__ import annotations
@@ -24,17 +26,22 @@ def main() -> None:
     settings = Settings.from_env()
     expect = int(os.environ["BENCH_EXPECT"])
     result = Path(os.environ["BENCH_RESULT"])
+    with_table = os.environ.get("BENCH_TABLE") == "1"
     app = faust_app(settings, web_enabled=False)
     topic = app.topic(*settings.input_topics, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
+    table = app.Table("bare-state", default=None, partitions=settings.partitions,
+                      key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     seen = {"count": 0, "first": 0.0}
 
     @app.agent(topic)
     async def parse(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
+        async for event in stream.events():
             if seen["count"] == 0:
                 seen["first"] = time.perf_counter()
-            json.loads(value)
+            json.loads(event.value)
+            if with_table:
+                table[event.key] = event.value
             seen["count"] += 1
             if seen["count"] == expect:
                 result.write_text(str(expect / (time.perf_counter() - seen["first"])))

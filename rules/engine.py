@@ -100,24 +100,26 @@ def evaluate(
 def _model_step(
     state: CustomerState, now: int, config: RulesConfig, scorer: Scorer | None
 ) -> tuple[CustomerState, list[Labelled]]:
-    """Label what the horizon has settled, score the customer, snapshot (and assess) if due."""
+    """Label what the horizon has settled; snapshot, score and assess if a snapshot is due.
+
+    Features and scores are computed only for a snapshot (weekly): the rule
+    judges that score, and a lookup scores the customer afresh. Scoring every
+    event would cost most of the core's time for numbers nobody reads (the
+    model does not change when it predicts, so skipping them changes nothing).
+    """
     when = max(now, state.evaluated_at.get(RuleName.MODEL_RISK, now))
     state, labelled = labels.label_snapshots(state, when, config)
+    if not labels.snapshot_due(state, when, config):
+        return state, labelled
     values = features(state, when)
-    due = labels.snapshot_due(state, when, config)
-    score = scorer(values, due) if scorer else None
+    score = scorer(values, True) if scorer else None
     if score is not None:
-        risk = state.risk or Risk(probability=score.probability, scored_at=when)
-        update: dict[str, object] = {"probability": score.probability, "scored_at": when}
-        if due:
-            update.update(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers)
-        state = state.model_copy(update={"risk": risk.model_copy(update=update)})
-    if due:
-        # Scores of a model still warming up are not kept: the model's own
-        # numbers (AUC, log loss) should judge the model that is in use.
-        kept = score.probability if score is not None and score.ready else None
-        state = labels.take_snapshot(state, when, config, values, kept)
-    return state, labelled
+        risk = Risk(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers)
+        state = state.model_copy(update={"risk": risk})
+    # Scores of a model still warming up are not kept: the model's own
+    # numbers (AUC, log loss) should judge the model that is in use.
+    kept = score.probability if score is not None and score.ready else None
+    return labels.take_snapshot(state, when, config, values, kept), labelled
 
 
 def _evaluate(
@@ -149,11 +151,12 @@ def _evaluate(
         cancelled = cancelled_at is not None and cancelled_at <= when
         live = rule.enabled(config) and not cancelled
         conditions[rule.name] = rule.condition(state, when, config) if live else None
-        resolutions[rule.name] = (
-            f"Closed: the customer cancelled on {iso_date(cancelled_at)}"
-            if cancelled and cancelled_at is not None
-            else rule.resolution(state, when, config)
-        )
+        if rule.name in state.episodes:  # only an open episode can be closed, and needs saying why
+            resolutions[rule.name] = (
+                f"Closed: the customer cancelled on {iso_date(cancelled_at)}"
+                if cancelled and cancelled_at is not None
+                else rule.resolution(state, when, config)
+            )
     episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)
     state = state.model_copy(update={"episodes": episodes, "evaluated_at": evaluated_at})
     due_times = [

@@ -75,15 +75,20 @@ def fold_event(
         update.update(_ticket(state, event, at))
     elif isinstance(event, SubscriptionEvent):
         update.update(_subscription(state, event, at, config))
-    return _trim(state.model_copy(update=update), config), Outcome.APPLIED
+    folded = state.model_copy(update=update)
+    # Facts only fall out of the window when it moves (an accepted event is
+    # inside it); a ticket close may take the closes over their cap.
+    if day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
+        folded = _trim(folded, config)
+    return folded, Outcome.APPLIED
 
 
 def _remember(ids: dict[str, int], event_id: str, at: int, config: RulesConfig) -> dict[str, int]:
-    limit = config.state.remembered_event_ids
+    """The newest ``limit`` ids by (time, id): the oldest goes when one more comes."""
     merged = {**ids, event_id: at}
-    if len(merged) <= limit:
-        return merged
-    return dict(sorted(merged.items(), key=lambda item: (item[1], item[0]))[-limit:])
+    while len(merged) > config.state.remembered_event_ids:
+        del merged[min(merged, key=lambda e: (merged[e], e))]
+    return merged
 
 
 def _usage(state: CustomerState, event: UsageEvent, at: int) -> dict[str, object]:

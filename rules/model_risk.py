@@ -1,7 +1,8 @@
 """Model risk: the online model's churn probability above a threshold, explained.
 
 The model lives in the shell (it learns); the core receives it as a scorer, a
-function from features to a score, and keeps the latest score in the state.
+function from features to a score, and keeps the score of the customer's
+last weekly snapshot in the state.
 The rule fires only once the model has learned from enough labels, and
 resolves below a lower bound so that a score at the threshold does not flap.
 """
@@ -37,7 +38,7 @@ def explain(drivers: tuple[Driver, ...]) -> str:
 def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition | None:
     model = config.model
     risk = state.risk
-    if risk is None or risk.assessed is None or not risk.ready or churned(state, now, config):
+    if risk is None or not risk.ready or churned(state, now, config):
         return None
     bound = model.clear_below if RuleName.MODEL_RISK in state.episodes else model.threshold
     if risk.assessed < bound:

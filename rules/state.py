@@ -96,21 +96,18 @@ class Driver(_Fact):
 
 
 class Risk(_Fact):
-    """The model's view of this customer.
+    """The model's assessment at the customer's last snapshot.
 
-    ``probability`` is refreshed with every event and sweep (for lookups);
-    ``assessed`` is the score at the last snapshot, the one the model_risk
-    rule judges: weekly, like the labels that measure the model. Scores of an
-    online model move with every label it learns, and a rule fed by every
-    event would see every customer cross any threshold some day.
+    The model_risk rule judges this score, weekly like the labels that
+    measure the model: scores of an online model move with every label it
+    learns, and a rule fed by every event would see every customer cross any
+    threshold some day. A lookup scores the customer afresh.
     """
 
-    probability: float
-    scored_at: int
-    assessed: float | None = None
-    assessed_at: int | None = None
-    ready: bool = False  # at assessment: the model had learned from enough labels
-    drivers: tuple[Driver, ...] = ()  # at assessment
+    assessed: float
+    assessed_at: int
+    ready: bool = False  # the model had learned from enough labels
+    drivers: tuple[Driver, ...] = ()
 
 
 class Episode(_Fact):

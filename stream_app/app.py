@@ -4,10 +4,16 @@ Everything here moves bytes in and out; decisions are made by
 ``schemas.intake.decode_event`` and the core in ``rules``.
 
 One agent consumes the four input topics and the sweep-tick topic, all
-co-partitioned with the state table, so every table write happens in the
-stream context of a message from the customer's own partition. The sweep
-timer runs on every worker; it finds due customers in this worker's index and
-sends each a tick to that customer's partition, where the agent evaluates it.
+co-partitioned with the state table, so a customer's state is written to the
+changelog partition its events come from. The sweep timer runs on every
+worker; it finds due customers in this worker's index and sends each a tick
+to that customer's partition, where the agent evaluates it.
+
+The agent takes messages in batches and writes each customer's state once
+per batch, before the batch's offsets are acknowledged: one changelog message
+per customer per batch instead of one per event. A crash before the write
+leaves the batch uncommitted, so it is read again and the event ids make the
+repeat harmless.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -76,6 +83,8 @@ class Processor:
         self.model = ChurnModel.load(settings.model_file, rules.model)
         self.metrics = Metrics()
         self._read_next: dict[tuple[str, int], int] = {}  # next offset to process, per input partition
+        # States changed in the current batch, written at its end: customer -> (state, partition).
+        self._unwritten: dict[str, tuple[CustomerState, int]] = {}
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
         # One source for the agent: the inputs and the ticks, co-partitioned.
@@ -93,6 +102,29 @@ class Processor:
             value_type=bytes,  # CustomerState.to_bytes(), raw
             on_changelog_event=self._on_changelog_event,
         )
+
+    async def handle_batch(self, batch: Sequence[EventT[bytes]]) -> None:
+        """Process a batch, then write each changed customer's state once.
+
+        Faust acknowledges the batch's offsets only after this returns, so
+        nothing is committed before its state is on its way to the changelog
+        (Faust flushes the producer before it commits offsets).
+        """
+        try:
+            for message_event in batch:
+                await self.handle(message_event)
+        finally:
+            self._write_states()
+
+    def _write_states(self) -> None:
+        table = self.table
+        for customer_id, (state, partition) in self._unwritten.items():
+            raw = state.to_bytes()
+            # What ``table[key] = value`` does, with the partition of the
+            # customer's own messages rather than of the batch's last one.
+            table.send_changelog(partition, customer_id, raw)
+            table.data[customer_id] = raw
+        self._unwritten.clear()
 
     async def handle(self, message_event: EventT[bytes]) -> None:
         """Process one message; whatever happens, the worker goes on to the next."""
@@ -200,7 +232,7 @@ class Processor:
 
     async def _take(self, customer_id: str, transition: Transition, partition: int) -> None:
         if transition.outcome is Outcome.APPLIED and transition.state is not None:
-            self.table[customer_id] = transition.state.to_bytes()
+            self._unwritten[customer_id] = (transition.state, partition)
             self.index.set(customer_id, transition.state.next_due_at, partition)
             if transition.alerts:
                 self.metrics.episodes(customer_id, [e.severity for e in transition.state.episodes.values()])
@@ -248,6 +280,7 @@ class Processor:
         if state is None:
             return None
         risk = state.risk
+        values = features(state, state.last_event_at)
         return {
             "customer_id": customer_id,
             "first_seen_at": iso(state.first_seen_at),
@@ -256,13 +289,13 @@ class Processor:
             "plan": state.subscription.plan if state.subscription else None,
             "mrr": state.mrr,
             "cancelled_at": iso(state.cancelled_at),
-            "features": features(state, state.last_event_at),
-            "risk": None if risk is None else {
-                "probability": round(risk.probability, 4),
-                "scored_at": iso(risk.scored_at),
-                "assessed": risk.assessed,
-                "assessed_at": iso(risk.assessed_at),
-                "model_ready": risk.ready,
+            "features": values,
+            "risk": {
+                # Scored now, from the features as of the customer's last event.
+                "probability": round(self.model.score(values).probability, 4),
+                "model_ready": self.model.ready,
+                "assessed": None if risk is None else risk.assessed,
+                "assessed_at": None if risk is None else iso(risk.assessed_at),
             },
             "open_episodes": [
                 {"rule": rule.value, "alert_id": e.alert_id, "severity": e.severity.value,
@@ -273,6 +306,9 @@ class Processor:
         }
 
     def _state(self, customer_id: str) -> CustomerState | None:
+        unwritten = self._unwritten.get(customer_id)
+        if unwritten is not None:
+            return unwritten[0]
         raw = self.table.get(customer_id)
         return CustomerState.from_bytes(raw) if raw is not None else None
 
@@ -332,8 +368,8 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     processor = Processor(app, settings, rules)
 
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for message_event in stream.events():
-            await processor.handle(message_event)
+        async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
+            await processor.handle_batch(batch)
 
     app.agent(processor.source, name="churnwatch.process")(process)
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)

@@ -76,7 +76,16 @@ class Settings(BaseSettings):
         default=10_000, description="Most customers one sweep sends for evaluation."
     )
 
-    store: str = Field(default="memory://", description="Faust table store URL.")
+    batch_max: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=1000, description="Most messages the worker takes in one batch (states are written once per batch)."
+    )
+    batch_wait_s: Annotated[float, Field(gt=0, le=10)] = Field(
+        default=0.05, description="How long a batch waits to fill before it is processed anyway."
+    )
+
+    store: Literal["memory://"] = Field(
+        default="memory://", description="Faust table store URL (the changelog topic is the durable copy)."
+    )
     data_dir: Path = Field(default=Path(".churnwatch"), description="Faust data directory.")
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     web_port: Port = 6066
