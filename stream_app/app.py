@@ -42,6 +42,7 @@ from stream_app.clock import Clock, Progress, make_clock
 from stream_app.due_index import DueIndex
 from stream_app.metrics import Metrics
 from stream_app.settings import Settings
+from stream_app.state_cache import DecodedStates
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Processor:
         self._read_next: dict[tuple[str, int], int] = {}  # next offset to process, per input partition
         # States changed in the current batch, written at its end: customer -> (state, partition).
         self._unwritten: dict[str, tuple[CustomerState, int]] = {}
+        self.decoded = DecodedStates(settings.state_cache_size)
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
         # One source for the agent: the inputs and the ticks, co-partitioned.
@@ -124,6 +126,7 @@ class Processor:
             # customer's own messages rather than of the batch's last one.
             table.send_changelog(partition, customer_id, raw)
             table.data[customer_id] = raw
+            self.decoded.remember(customer_id, raw, state)
         self._unwritten.clear()
 
     async def handle(self, message_event: EventT[bytes]) -> None:
@@ -310,7 +313,7 @@ class Processor:
         if unwritten is not None:
             return unwritten[0]
         raw = self.table.get(customer_id)
-        return CustomerState.from_bytes(raw) if raw is not None else None
+        return self.decoded.decode(customer_id, raw) if raw is not None else None
 
     async def _dead_letter(self, message_event: EventT[bytes], rejection: Rejection) -> None:
         message = message_event.message

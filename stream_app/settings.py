@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     batch_wait_s: Annotated[float, Field(gt=0, le=10)] = Field(
         default=0.05, description="How long a batch waits to fill before it is processed anyway."
     )
+    state_cache_size: Annotated[int, Field(ge=0)] = Field(
+        default=2_000,
+        description="Decoded states kept for the most recently active customers (about 40 kB each; 0: none).",
+    )
 
     store: Literal["memory://"] = Field(
         default="memory://", description="Faust table store URL (the changelog topic is the durable copy)."

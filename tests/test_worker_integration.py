@@ -147,3 +147,31 @@ def test_event_keyed_by_another_customer_is_refused(running: tuple[Settings, Wor
     mine = [DeadLetter.model_validate_json(r.value) for r in letters if r.key == b"someone-else"]
     assert [(d.reason, d.source_topic) for d in mine] == [("key_mismatch", settings.topic_usage)]
     assert "cust-km" in mine[0].error
+
+
+def test_a_burst_of_one_customer_is_written_to_the_changelog_once_per_batch(
+    running: tuple[Settings, WorkerProcess],
+) -> None:
+    from datetime import timedelta
+
+    from rules import CustomerState
+    from stream_app.app import STATE_TABLE
+
+    settings, worker = running
+    burst = [UsageEvent(event_id=f"burst-{n}", customer_id="cust-burst",
+                        occurred_at=T0 + timedelta(minutes=n), kind="session") for n in range(300)]
+    asyncio.run(_publish(settings, *((settings.topic_usage, b"cust-burst", e.model_dump_json().encode())
+                                     for e in burst)))
+    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+
+    def sessions(record) -> int:  # type: ignore[no-untyped-def]
+        state = CustomerState.from_bytes(record.value)
+        return sum(kinds.get("session", 0) for kinds in state.activity.values())
+
+    def mine(records):  # type: ignore[no-untyped-def]
+        return [r for r in records if r.key == b'"cust-burst"']
+
+    records = mine(_read(settings, changelog, lambda rs: any(sessions(r) == 300 for r in mine(rs)), worker))
+    assert records and sessions(records[-1]) == 300, worker.log_text()[-3000:]
+    # Published in one go, the burst is read in batches of many events each.
+    assert len(records) < len(burst) / 5, f"{len(records)} changelog writes for {len(burst)} events"
