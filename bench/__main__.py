@@ -73,6 +73,14 @@ def main() -> int:
         batched = runs(lambda n: on_broker.worker_rate(
             named("wb", n), args.worker_events, {**WORKER_TUNING, "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "16384"}))
         show("(c2) worker, multi-record producer batches", batched, "events/s")
+        # A smaller customer base: a customer's events meet in a batch, and
+        # its state is written once per batch (c has a new customer per event).
+        few = on_broker.fresh_settings(broker.bootstrap_servers, Path(tmp) / "few")
+        asyncio.run(on_broker.publish(few, on_broker.realistic_mix(args.worker_events, 1_000)))
+        coalesced = runs(lambda n: on_broker.worker_rate(
+            few.model_copy(update={"app_id": f"{few.app_id}-w{n}"}), args.worker_events, WORKER_TUNING))
+        show("(c3) worker, same mix over 1,000 customers", coalesced, "events/s")
+        show("(d) c3/b", coalesced / bare, "")
         p50, p99, samples = on_broker.alert_latency(
             on_broker.fresh_settings(broker.bootstrap_servers, Path(tmp) / "latency"), worker / 2, WORKER_TUNING)
         show(f"(e) payment failure -> alert p50 ({samples} alerts)", p50 * 1000, "ms")

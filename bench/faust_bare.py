@@ -5,7 +5,7 @@ Run as a process by the benchmark (``python -m bench.faust_bare``); settings
 from the same ``CHURNWATCH_*`` variables as the worker, plus
 ``BENCH_EXPECT`` (messages to read), ``BENCH_RESULT`` (file to write the
 rate to) and ``BENCH_TABLE`` ("1": write the event to a table, keyed by the
-message key, as a stateful agent must). It uses the worker's Faust settings,
+customer id, as a stateful agent must). It uses the worker's Faust settings,
 so the only difference from ``churnwatch worker`` is the work done per message.
 """
 
@@ -30,8 +30,8 @@ def main() -> None:
     app = faust_app(settings, web_enabled=False)
     topic = app.topic(*settings.input_topics, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
-    table = app.Table("bare-state", default=None, partitions=settings.partitions,
-                      key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    # Keyed and valued as the worker's state table.
+    table = app.Table("bare-state", default=None, partitions=settings.partitions, key_type=str, value_type=bytes)
     seen = {"count": 0, "first": 0.0}
 
     @app.agent(topic)
@@ -41,7 +41,7 @@ def main() -> None:
                 seen["first"] = time.perf_counter()
             json.loads(event.value)
             if with_table:
-                table[event.key] = event.value
+                table[event.key.decode()] = event.value
             seen["count"] += 1
             if seen["count"] == expect:
                 result.write_text(str(expect / (time.perf_counter() - seen["first"])))

@@ -9,19 +9,21 @@ changelog partition its events come from. The sweep timer runs on every
 worker; it finds due customers in this worker's index and sends each a tick
 to that customer's partition, where the agent evaluates it.
 
-The agent takes messages in batches and writes each customer's state once
-per batch, before the batch's offsets are acknowledged: one changelog message
-per customer per batch instead of one per event. A crash before the write
-leaves the batch uncommitted, so it is read again and the event ids make the
-repeat harmless.
+Each message is processed as it comes (its alerts are sent at once), but
+changed states are written to the table, one changelog message per customer,
+only every ``batch_max`` messages or ``batch_wait_s`` seconds, and the
+messages are acknowledged only after that write. A customer busy within the
+window costs one changelog message, not one per event; a crash before the
+write leaves those offsets uncommitted, so the messages are read again and
+the event ids make the repeat harmless.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -84,8 +86,12 @@ class Processor:
         self.model = ChurnModel.load(settings.model_file, rules.model)
         self.metrics = Metrics()
         self._read_next: dict[tuple[str, int], int] = {}  # next offset to process, per input partition
-        # States changed in the current batch, written at its end: customer -> (state, partition).
+        # States changed since the last write: customer -> (state, partition).
         self._unwritten: dict[str, tuple[CustomerState, int]] = {}
+        # Processed messages not yet acknowledged: their states are in _unwritten.
+        self._held: list[EventT[bytes]] = []
+        self._stream: faust.StreamT[bytes] | None = None
+        self._writer: asyncio.Task[None] | None = None
         self.decoded = DecodedStates(settings.state_cache_size)
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
@@ -105,29 +111,50 @@ class Processor:
             on_changelog_event=self._on_changelog_event,
         )
 
-    async def handle_batch(self, batch: Sequence[EventT[bytes]]) -> None:
-        """Process a batch, then write each changed customer's state once.
+    def hold(self, stream: faust.StreamT[bytes], message_event: EventT[bytes]) -> bool:
+        """Keep a processed message unacknowledged until its state is written; True when it is time to write."""
+        self._stream = stream
+        self._held.append(message_event)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._keep_writing())
+        return len(self._held) >= self.settings.batch_max
 
-        Faust acknowledges the batch's offsets only after this returns, so
-        nothing is committed before its state is on its way to the changelog
-        (Faust flushes the producer before it commits offsets).
+    async def _keep_writing(self) -> None:
+        """Write every ``batch_wait_s``.
+
+        A plain task, not a Faust timer: at a rebalance or shutdown Faust
+        waits for every message to be acknowledged, and its own services are
+        stopping then; this keeps writing (and acknowledging) through it.
         """
-        try:
-            for message_event in batch:
-                await self.handle(message_event)
-        finally:
-            self._write_states()
+        while True:
+            await asyncio.sleep(self.settings.batch_wait_s)
+            await self.write()
 
-    def _write_states(self) -> None:
+    async def stop_writing(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
+        await self.write()
+
+    async def write(self) -> None:
+        """Write the changed states, then acknowledge the messages that changed them.
+
+        Faust commits only acknowledged offsets, and flushes the producer
+        (the changelog messages sent here) before it commits.
+        """
         table = self.table
         for customer_id, (state, partition) in self._unwritten.items():
             raw = state.to_bytes()
             # What ``table[key] = value`` does, with the partition of the
-            # customer's own messages rather than of the batch's last one.
+            # customer's own messages (there is no current message here).
             table.send_changelog(partition, customer_id, raw)
             table.data[customer_id] = raw
             self.decoded.remember(customer_id, raw, state)
         self._unwritten.clear()
+        held, self._held = self._held, []
+        if self._stream is not None:
+            for message_event in held:
+                await self._stream.ack(message_event)
 
     async def handle(self, message_event: EventT[bytes]) -> None:
         """Process one message; whatever happens, the worker goes on to the next."""
@@ -371,8 +398,11 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     processor = Processor(app, settings, rules)
 
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
-            await processor.handle_batch(batch)
+        manual = stream.noack()  # acknowledged by processor.write, after the state is written
+        async for message_event in manual.events():
+            await processor.handle(message_event)
+            if processor.hold(manual, message_event):
+                await processor.write()
 
     app.agent(processor.source, name="churnwatch.process")(process)
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
@@ -405,7 +435,8 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
         return web.json({"error": f"unknown customer {customer_id!r}"}, status=404)
 
     @app.on_before_shutdown.connect
-    async def _save_model(app: faust.App, **kwargs: Any) -> None:
+    async def _write_and_save(app: faust.App, **kwargs: Any) -> None:
+        await processor.stop_writing()
         await processor.checkpoint()
 
     return app

@@ -77,10 +77,10 @@ class Settings(BaseSettings):
     )
 
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = Field(
-        default=1000, description="Most messages the worker takes in one batch (states are written once per batch)."
+        default=5000, description="Messages processed before changed states are written (and the messages acked)."
     )
     batch_wait_s: Annotated[float, Field(gt=0, le=10)] = Field(
-        default=0.05, description="How long a batch waits to fill before it is processed anyway."
+        default=1.0, description="Longest time changed states wait to be written (alerts never wait)."
     )
     state_cache_size: Annotated[int, Field(ge=0)] = Field(
         default=2_000,
