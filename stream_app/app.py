@@ -128,7 +128,10 @@ class Processor:
         """
         while True:
             await asyncio.sleep(self.settings.batch_wait_s)
-            await self.write()
+            try:
+                await self.write()
+            except Exception:  # noqa: BLE001 - unwritten states stay held; the next round retries
+                log.exception("writing changed states failed")
 
     async def stop_writing(self) -> None:
         if self._writer is not None:

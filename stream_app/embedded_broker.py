@@ -18,9 +18,9 @@ from stream_app.child_process import ChildProcess
 
 # Faust settings that made a worker reliable on this broker (see README,
 # "The embedded broker"): short sessions because the broker does not drop a
-# departed member, and one record per producer batch because its end offsets
-# are off by one after multi-record batches, which made changelog recovery
-# stop short.
+# departed member, and one record per producer batch because after a
+# multi-record batch it reports the end offset as the batch's first offset
+# plus one, which made changelog recovery stop short.
 WORKER_TUNING: dict[str, str] = {
     "CHURNWATCH_SESSION_TIMEOUT_S": "6",
     "CHURNWATCH_HEARTBEAT_INTERVAL_S": "1",
