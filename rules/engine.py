@@ -13,7 +13,7 @@ Both set ``state.next_due_at``: when, with no event, the answer could change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from rules import disengagement, labels, model_risk, payment, revenue, support
@@ -41,7 +41,7 @@ class Transition:
 
     state: CustomerState | None
     alerts: tuple[Alert, ...]
-    outcome: Outcome = Outcome.APPLIED
+    outcome: Outcome = Outcome.APPLIED  # DUPLICATE: nothing changed
     labelled: tuple[Labelled, ...] = ()  # training examples whose label is now known
 
 
@@ -69,11 +69,11 @@ def apply_event(
     lives in the shell); without one, snapshots are still taken, unscored.
     """
     folded, outcome = fold_event(state or new_state(event), event, config)
-    if outcome is not Outcome.APPLIED:
+    if outcome is Outcome.DUPLICATE:
         return Transition(state, (), outcome)
     at = to_seconds(event.occurred_at)
     fed = [rule for rule in RULES if event.type in rule.fed_by]
-    return _evaluate(folded, fed, max(to_seconds(now), at), at, config, scorer)
+    return replace(_evaluate(folded, fed, max(to_seconds(now), at), at, config, scorer), outcome=outcome)
 
 
 def is_future(event: Event, reference: datetime | None, config: RulesConfig = DEFAULT_CONFIG) -> bool:

@@ -44,6 +44,9 @@ from schemas.events import (
 class Outcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
+    # Older than the kept window (against the customer's newest event): its
+    # lasting facts (subscription, start, cancellation, first and last times)
+    # are folded in, its day-by-day facts are already out of the window.
     TOO_OLD = "too_old"
 
 
@@ -55,13 +58,22 @@ def new_state(event: Event) -> CustomerState:
 def fold_event(
     state: CustomerState, event: Event, config: RulesConfig
 ) -> tuple[CustomerState, Outcome]:
-    """The customer's facts after ``event``; the outcome says whether it counted."""
+    """The customer's facts after ``event``; the outcome says whether it counted.
+
+    An event older than the window is not dropped: the four topics are read
+    at different speeds, so a customer's newest event on one may be months
+    ahead of a backlog on another (a worker catching up), and dropping would
+    lose what lasts, such as the subscription that started it all. Its
+    windowed facts fall out at once, and what it adds to the lasting ones is
+    idempotent (minima, maxima, latest by time, lists deduplicated by event
+    id), so a repeat of it, which the remembered ids no longer catch,
+    changes nothing.
+    """
     at = to_seconds(event.occurred_at)
     if event.event_id in state.recent_event_ids:
         return state, Outcome.DUPLICATE
     newest = max(state.last_event_at, at)
-    if day_of(at) <= day_of(newest) - config.state.keep_days:
-        return state, Outcome.TOO_OLD
+    too_old = day_of(at) <= day_of(newest) - config.state.keep_days
     update: dict[str, object] = {
         "first_seen_at": min(state.first_seen_at, at),
         "last_event_at": newest,
@@ -76,11 +88,11 @@ def fold_event(
     elif isinstance(event, SubscriptionEvent):
         update.update(_subscription(state, event, at, config))
     folded = state.model_copy(update=update)
-    # Facts only fall out of the window when it moves (an accepted event is
-    # inside it); a ticket close may take the closes over their cap.
-    if day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
+    # Facts only fall out of the window when it moves or the event is older
+    # than it; a ticket close may take the closes over their cap.
+    if too_old or day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
         folded = _trim(folded, config)
-    return folded, Outcome.APPLIED
+    return folded, Outcome.TOO_OLD if too_old else Outcome.APPLIED
 
 
 def _remember(ids: dict[str, int], event_id: str, at: int, config: RulesConfig) -> dict[str, int]:
@@ -171,7 +183,9 @@ _Timed = TypeVar("_Timed", Failure, TicketOpened, Sentiment, Downgrade, MrrChang
 
 
 def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, ...]:
-    """Sorted by (time, event id), newest ``cap`` kept: the same for any arrival order."""
+    """Sorted by (time, event id), newest ``cap`` kept, each event once: the same for any arrival order."""
+    if any(x.event_id == item.event_id for x in items):
+        return items
     merged = sorted((*items, item), key=lambda x: (x.at, x.event_id))
     return tuple(merged[-cap:])
 

@@ -200,12 +200,9 @@ class Processor:
             return
         now = self.clock.for_event(decoded.occurred_at)
         transition = apply_event(self._state(decoded.customer_id), decoded, now, self.rules, self.model.score)
-        applied = transition.outcome is Outcome.APPLIED
-        self.clock.observe(source, message.offset, decoded.occurred_at if applied else None)
+        counted = transition.outcome is not Outcome.DUPLICATE
+        self.clock.observe(source, message.offset, decoded.occurred_at if counted else None)
         self.metrics.events.labels(decoded.type, transition.outcome.value).inc()
-        if transition.outcome is Outcome.TOO_OLD:
-            log.info("ignored event %s of %s: older than the kept window",
-                     decoded.event_id, decoded.customer_id)
         await self._take(decoded.customer_id, transition, message.partition)
 
     async def sweep(self) -> None:
@@ -264,7 +261,7 @@ class Processor:
             await self._take(customer_id, evaluate(state, now, self.rules, self.model.score), partition)
 
     async def _take(self, customer_id: str, transition: Transition, partition: int) -> None:
-        if transition.outcome is Outcome.APPLIED and transition.state is not None:
+        if transition.outcome is not Outcome.DUPLICATE and transition.state is not None:
             self._unwritten[customer_id] = (transition.state, partition)
             self.index.set(customer_id, transition.state.next_due_at, partition)
             if transition.alerts:

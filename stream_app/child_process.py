@@ -56,6 +56,16 @@ class ChildProcess:
                 process.wait(timeout=timeout_s)
         return process.returncode
 
+    def kill(self, timeout_s: float = 20.0) -> int | None:
+        """SIGKILL: a crash, with no chance to write or commit anything."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=timeout_s)
+        return process.returncode
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

@@ -102,7 +102,7 @@ class Replay:
         transition = apply_event(self.states.get(event.customer_id), event, event.occurred_at,
                                  self.config, self.model.score)
         self.summary.outcomes[transition.outcome] += 1
-        if transition.outcome is Outcome.APPLIED:
+        if transition.outcome is not Outcome.DUPLICATE:
             self.summary.watermark = now
             if event.type == "usage" and self.summary.first_usage_at is None:
                 self.summary.first_usage_at = event.occurred_at

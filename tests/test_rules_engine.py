@@ -244,9 +244,26 @@ def test_far_future_and_too_old_events() -> None:
     assert not is_future(login(day(101)), day(100))
     assert not is_future(login(day(900)), None)  # an event clock with no time yet
     old = apply_event(state, login(day(40)), day(100))
-    assert old.outcome is Outcome.TOO_OLD and old.state == state
+    assert old.outcome is Outcome.TOO_OLD
+    assert old.state is not None and old.state.activity == state.activity  # its day is out of the window
     kept = apply_event(state, login(day(41)), day(100))
     assert kept.outcome is Outcome.APPLIED
+
+
+def test_an_event_older_than_the_window_keeps_what_lasts_in_any_order() -> None:
+    """A worker catching up reads a ticket of day 70 before the usage topic's day 0."""
+    start = subscription(day(0), 500, action="started")
+    first_use = usage(day(0), quantity=2)
+    later = ticket(day(70))
+    in_order, _ = run([start, first_use, later])
+    skewed, _ = run([later, start, first_use])
+    assert skewed.facts() == in_order.facts()
+    assert skewed.subscription is not None and skewed.mrr == 500
+    assert skewed.started_at == to_seconds(day(0)) and skewed.first_activity_at == to_seconds(day(0))
+    # Its ids are out of the window too, so a repeat is folded again: and changes nothing.
+    again = apply_event(skewed, start, day(70))
+    assert again.outcome is Outcome.TOO_OLD and again.state is not None
+    assert again.state.facts() == skewed.facts()
 
 
 def test_late_events_land_in_their_own_day() -> None:
