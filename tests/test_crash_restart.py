@@ -1,25 +1,34 @@
-"""Crash and restart: the worker is SIGKILLed in the middle of the stream and started again.
+"""Crash, restart and takeover: a worker is SIGKILLed in the middle of the stream.
 
 The promise (README, "Guarantees"): at-least-once processing, state updates
 idempotent by event id, deterministic alert ids. So after the crash every
 expected alert arrives, a repeat is a copy of an alert already sent (a
-message the killed worker had processed but not committed), and the
-recovered table holds the same facts as an uninterrupted run (the replay).
+message the killed worker had processed but not committed), and the table
+holds the same facts as an uninterrupted run (the replay): whether the same
+worker restarts, or another worker takes over the dead one's partitions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from rules import CustomerState, RulesConfig
 from schemas.alert import Alert
+from schemas.events import Event
 from stream_app.app import STATE_TABLE
+from stream_app.embedded_broker import free_port
 from stream_app.publisher import EventPublisher
 from stream_app.replay import Replay
+from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
@@ -31,64 +40,116 @@ pytestmark = pytest.mark.integration
 WAIT_S = 120.0
 
 
-def test_a_killed_worker_restarts_and_loses_nothing(broker: Broker, tmp_path: Path) -> None:
-    settings = make_settings(broker, tmp_path / "data")
-    events = story()
+def _uninterrupted(events: list[Event]) -> tuple[list[Alert], Replay]:
     expected: list[Alert] = []
-    uninterrupted = Replay(RulesConfig(), expected.append)
+    replay = Replay(RulesConfig(), expected.append)
     for event in events:
-        uninterrupted.feed(event.model_dump_json())
-    uninterrupted.finish()
-    asyncio.run(ensure_topics(settings))
+        replay.feed(event.model_dump_json())
+    replay.finish()
+    return expected, replay
 
+
+def _publish(settings: Settings, events: list[Event]) -> None:
     async def publish() -> None:
         async with EventPublisher(settings) as publisher:
             for event in events:
                 await publisher.publish(event)
 
-    def read_alerts(done, until) -> list[Alert]:  # type: ignore[no-untyped-def]
-        records = asyncio.run(collect(settings.bootstrap_servers, settings.topic_alerts,
-                                      lambda rs: done([Alert.model_validate_json(r.value) for r in rs]),
-                                      WAIT_S, until=until))
-        return [Alert.model_validate_json(r.value) for r in records]
+    asyncio.run(publish())
 
-    first = WorkerProcess(settings, tmp_path / "first.log", broker.worker_env).start()
-    try:
-        asyncio.run(publish())
-        # The first alert is out: the worker is in the middle of the stream.
-        before = read_alerts(lambda alerts: len(alerts) >= 1, first.dead)
-        assert before, first.log_text()[-3000:]
-        assert first.kill() == -9
-    finally:
-        first.stop()
+
+def _alerts(settings: Settings, done: Callable[[list[Alert]], bool], until: Callable[[], bool]) -> list[Alert]:
+    records = asyncio.run(collect(settings.bootstrap_servers, settings.topic_alerts,
+                                  lambda rs: done([Alert.model_validate_json(r.value) for r in rs]),
+                                  WAIT_S, until=until))
+    return [Alert.model_validate_json(r.value) for r in records]
+
+
+def _kill_mid_stream(settings: Settings, victim: WorkerProcess, expected: list[Alert]) -> None:
+    """Kill once the first alert is out, while the stream is still being worked through."""
+    before = _alerts(settings, lambda alerts: len(alerts) >= 1, victim.dead)
+    assert before, victim.log_text()[-3000:]
+    assert victim.kill() == -9
     assert len(episode_changes(before)) < len(episode_changes(expected)), "killed too late to test anything"
 
+
+def _check_against_replay(settings: Settings, survivor: WorkerProcess, expected: list[Alert],
+                          uninterrupted: Replay) -> None:
+    alerts = _alerts(settings, lambda alerts: episode_changes(alerts) >= episode_changes(expected), survivor.dead)
+    assert episode_changes(alerts) == episode_changes(expected), survivor.log_text()[-3000:]
+    # A repeat is the same alert again, sent once by each worker at most.
+    copies = Counter((a.alert_id, a.status, a.sequence) for a in alerts)
+    assert max(copies.values()) <= 2, copies.most_common(3)
+    first_copy = {}
+    for alert in alerts:
+        first = first_copy.setdefault((alert.alert_id, alert.status, alert.sequence), alert)
+        assert (alert.customer_id, alert.rule, alert.severity) == (first.customer_id, first.rule, first.severity)
+
+    # The table after recovery and the rest of the stream: the replay's facts, customer by customer.
+    want = {customer: state.facts() for customer, state in uninterrupted.states.items()}
+
+    def latest(records) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+        states = {}
+        for record in records:
+            state = CustomerState.from_bytes(record.value)
+            states[state.customer_id] = state.facts()
+        return states
+
+    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    got = latest(asyncio.run(collect(settings.bootstrap_servers, changelog, lambda rs: latest(rs) == want,
+                                     WAIT_S, until=survivor.dead)))
+    assert set(got) == set(want)
+    for customer in want:
+        assert got[customer] == want[customer], customer
+    assert survivor.alive(), survivor.log_text()[-3000:]
+
+
+def test_a_killed_worker_restarts_and_loses_nothing(broker: Broker, tmp_path: Path) -> None:
+    settings = make_settings(broker, tmp_path / "data")
+    events = story()
+    expected, uninterrupted = _uninterrupted(events)
+    asyncio.run(ensure_topics(settings))
+    first = WorkerProcess(settings, tmp_path / "first.log", broker.worker_env).start()
+    try:
+        _publish(settings, events)
+        _kill_mid_stream(settings, first, expected)
+    finally:
+        first.stop()
     with WorkerProcess(settings, tmp_path / "second.log", broker.worker_env) as second:
-        alerts = read_alerts(lambda alerts: episode_changes(alerts) >= episode_changes(expected), second.dead)
-        assert episode_changes(alerts) == episode_changes(expected), second.log_text()[-3000:]
-        # A repeat is the same alert again, sent once by each worker at most.
-        copies = Counter((a.alert_id, a.status, a.sequence) for a in alerts)
-        assert max(copies.values()) <= 2, copies.most_common(3)
-        for alert in alerts:
-            first_seen = next(a for a in alerts if (a.alert_id, a.status, a.sequence)
-                              == (alert.alert_id, alert.status, alert.sequence))
-            assert alert.severity == first_seen.severity and alert.customer_id == first_seen.customer_id
+        _check_against_replay(settings, second, expected, uninterrupted)
 
-        # The table after recovery and the rest of the stream: the replay's facts, customer by customer.
-        want = {c: s.facts() for c, s in uninterrupted.states.items()}
-        changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
 
-        def latest(records) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
-            states = {}
-            for record in records:
-                state = CustomerState.from_bytes(record.value)
-                states[state.customer_id] = state.facts()
-            return states
+def _ready(settings: Settings) -> dict[str, object]:
+    url = f"http://{settings.web_host}:{settings.web_port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return {}
 
-        records = asyncio.run(collect(settings.bootstrap_servers, changelog,
-                                      lambda rs: latest(rs) == want, WAIT_S, until=second.dead))
-        got = latest(records)
-        assert set(got) == set(want)
-        for customer in want:
-            assert got[customer] == want[customer], customer
-        assert second.alive(), second.log_text()[-3000:]
+
+def test_a_surviving_worker_takes_over_a_killed_ones_partitions(broker: Broker, tmp_path: Path) -> None:
+    settings = make_settings(broker, tmp_path / "a")
+    other = settings.model_copy(update={"web_port": free_port(), "data_dir": tmp_path / "b"})
+    events = story()
+    expected, uninterrupted = _uninterrupted(events)
+    asyncio.run(ensure_topics(settings))
+    victim = WorkerProcess(settings, tmp_path / "victim.log", broker.worker_env).start()
+    with WorkerProcess(other, tmp_path / "survivor.log", broker.worker_env) as survivor:
+        try:
+            # Both own input partitions before the stream starts.
+            deadline = time.monotonic() + WAIT_S
+            while time.monotonic() < deadline:
+                reports = [_ready(settings), _ready(other)]
+                if all(r.get("ready") and r.get("assigned_input_partitions") for r in reports):
+                    break
+                time.sleep(0.2)
+            assert all(r.get("ready") and r.get("assigned_input_partitions") for r in reports), reports
+            _publish(settings, events)
+            _kill_mid_stream(settings, victim, expected)
+        finally:
+            victim.stop()
+        _check_against_replay(settings, survivor, expected, uninterrupted)
+        assert _ready(other).get("assigned_input_partitions") == 4 * settings.partitions
