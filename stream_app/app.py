@@ -42,6 +42,7 @@ from schemas.intake import Rejection, decode_event, describe
 from stream_app.churn_model import ChurnModel
 from stream_app.clock import Clock, Progress, make_clock
 from stream_app.due_index import DueIndex
+from stream_app.kafka_security import faust_credentials
 from stream_app.metrics import Metrics
 from stream_app.settings import Settings
 from stream_app.state_cache import DecodedStates
@@ -374,6 +375,7 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=settings.faust_broker_url,
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
         autodiscover=False,

@@ -15,6 +15,7 @@ from types import TracebackType
 from aiokafka import AIOKafkaProducer
 
 from schemas.events import Event
+from stream_app.kafka_security import aiokafka_options
 from stream_app.settings import Settings
 
 
@@ -38,7 +39,7 @@ class EventPublisher:
     def __init__(self, settings: Settings, **producer_options: object) -> None:
         self.settings = settings
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers, acks="all", **producer_options
+            bootstrap_servers=settings.bootstrap_servers, acks="all", **aiokafka_options(settings), **producer_options
         )
 
     async def publish(self, event: Event) -> None:
@@ -74,7 +75,8 @@ async def publish_paced(
     Batches go out between pauses, so a fast pace is limited by the broker, not
     by one round trip per event.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
+                                **aiokafka_options(settings))
     await producer.start()
     sent = 0
     began = time.monotonic()

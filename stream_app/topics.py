@@ -13,6 +13,7 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from stream_app.kafka_security import aiokafka_options
 from stream_app.settings import Settings
 
 
@@ -23,7 +24,8 @@ class TopicLayoutError(RuntimeError):
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create the input, alert and dead-letter topics; check the input partition counts."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
+        **aiokafka_options(settings),
     )
     await asyncio.wait_for(admin.start(), timeout_s)
     try:

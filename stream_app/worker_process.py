@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from stream_app.child_process import ChildProcess
 from stream_app.settings import ENV_PREFIX, Settings
 
@@ -17,7 +19,7 @@ from stream_app.settings import ENV_PREFIX, Settings
 def settings_env(settings: Settings) -> dict[str, str]:
     """The ``CHURNWATCH_*`` variables that reproduce these settings in a child."""
     return {
-        f"{ENV_PREFIX}{name.upper()}": str(value)
+        f"{ENV_PREFIX}{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         for name, value in settings.model_dump().items()
         if value is not None
     }
