@@ -18,6 +18,7 @@ class RejectReason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     INVALID_SCHEMA = "invalid_schema"
     KEY_MISMATCH = "key_mismatch"
+    TOO_LARGE = "too_large"
     FUTURE_EVENT = "future_event"
     # A valid-looking message the worker failed on: a bug of ours, kept for replay.
     PROCESSING_ERROR = "processing_error"
@@ -33,6 +34,9 @@ class DeadLetter(BaseModel):
     offset: int
     key_b64: str | None
     value_b64: str | None
+    # Set when value_b64 holds only the first bytes of a too-large message
+    # (the whole one stays in the source topic at partition/offset).
+    value_size: int | None = None
     reason: RejectReason
     error: str
     rejected_at: AwareDatetime

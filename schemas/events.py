@@ -17,16 +17,24 @@ Choices that publishers should know (also in the README):
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 SCHEMA_VERSION = 1
 
 NonEmptyId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S")]
 Money = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
-EventTime = Annotated[AwareDatetime, Field(strict=True)]
+def _not_before_1970(moment: datetime) -> datetime:
+    if moment < _EPOCH:
+        raise ValueError("must not be before 1970-01-01T00:00:00Z")
+    return moment
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EventTime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_not_before_1970)]
 Count = Annotated[int, Field(strict=True)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 

@@ -48,12 +48,16 @@ def validate_event(value: bytes | str | None) -> Event | Rejection:
     return event
 
 
-def decode_event(key: bytes | None, value: bytes | None) -> Event | Rejection:
+def decode_event(key: bytes | None, value: bytes | None, max_bytes: int | None = None) -> Event | Rejection:
     """Validate the value and check that the message key is the customer id.
 
     The key decides the partition and so which worker holds the customer's
     state; an event keyed otherwise would split that state, so it is refused.
+    A value over ``max_bytes`` is refused unread: no event needs that much,
+    and parsing it would cost every other customer's latency.
     """
+    if max_bytes is not None and value is not None and len(value) > max_bytes:
+        return Rejection(RejectReason.TOO_LARGE, f"message of {len(value):,} bytes; at most {max_bytes:,} are read")
     event = validate_event(value)
     if isinstance(event, Rejection):
         return event

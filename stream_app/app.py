@@ -50,6 +50,7 @@ from stream_app.state_cache import DecodedStates
 log = logging.getLogger(__name__)
 
 STATE_TABLE = "customer-state"
+DEAD_LETTER_KEEPS = 262_144  # bytes of a rejected key or value copied into its dead letter
 _RAW_BYTES: dict[str, Any] = {
     "key_type": bytes,
     "value_type": bytes,
@@ -184,7 +185,7 @@ class Processor:
             return
         source = (message.topic, message.partition)
         self._read_next[source] = message.offset + 1
-        decoded = decode_event(message.key, message.value)
+        decoded = decode_event(message.key, message.value, self.settings.max_message_bytes)
         if isinstance(decoded, Rejection):
             self.clock.observe(source, message.offset, None)
             await self._dead_letter(message_event, decoded)
@@ -345,12 +346,17 @@ class Processor:
 
     async def _dead_letter(self, message_event: EventT[bytes], rejection: Rejection) -> None:
         message = message_event.message
+        # A dead letter must fit in a Kafka message itself: a too-large value
+        # is kept in part (the whole stays in its source topic).
+        value = message.value
+        kept = value if value is None or len(value) <= DEAD_LETTER_KEEPS else value[:DEAD_LETTER_KEEPS]
         record = DeadLetter(
             source_topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key_b64=DeadLetter.encode(message.key),
-            value_b64=DeadLetter.encode(message.value),
+            key_b64=DeadLetter.encode(message.key[:DEAD_LETTER_KEEPS] if message.key else message.key),
+            value_b64=DeadLetter.encode(kept),
+            value_size=None if kept is message.value else len(message.value or b""),
             reason=rejection.reason,
             error=rejection.error,
             rejected_at=datetime.now(UTC),

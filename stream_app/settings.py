@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         default=10_000, description="Most customers one sweep sends for evaluation."
     )
 
+    max_message_bytes: Annotated[int, Field(ge=1024, le=10_000_000)] = Field(
+        default=262_144, description="Input messages larger than this go to dead letters unread (too_large)."
+    )
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=5000, description="Messages processed before changed states are written (and the messages acked)."
     )

@@ -125,3 +125,20 @@ def test_intake_requires_the_customer_id_as_key() -> None:
 def test_intake_never_raises_on_arbitrary_bytes(value: bytes) -> None:
     result = decode_event(b"c-1", value)
     assert isinstance(result, Rejection | UsageEvent | PaymentEvent | TicketEvent | SubscriptionEvent)
+
+
+def test_event_times_before_1970_are_invalid() -> None:
+    value = json.dumps({"type": "usage", "event_id": "e", "customer_id": "c-1",
+                        "occurred_at": "1969-12-31T23:59:59Z", "kind": "login"}).encode()
+    result = decode_event(b"c-1", value)
+    assert isinstance(result, Rejection) and result.reason is RejectReason.INVALID_SCHEMA
+    assert "occurred_at" in result.error and "1970" in result.error
+
+
+def test_a_message_over_the_limit_is_refused_unread() -> None:
+    value = b'{"type": "usage", "pad": "' + b"x" * 2000 + b'"}'
+    result = decode_event(b"c-1", value, max_bytes=1024)
+    assert isinstance(result, Rejection) and result.reason is RejectReason.TOO_LARGE
+    assert f"{len(value):,} bytes" in result.error
+    at_the_limit = decode_event(b"c-1", value, max_bytes=len(value))  # read, and invalid for other reasons
+    assert isinstance(at_the_limit, Rejection) and at_the_limit.reason is RejectReason.INVALID_SCHEMA
