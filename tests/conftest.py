@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -99,3 +102,26 @@ def running_worker(broker: Broker, tmp: Path) -> Iterator[tuple[Settings, Worker
     finally:
         code = worker.stop()
         assert code == 0, f"worker exited with {code}: {worker.log_text()[-3000:]}"
+
+
+def http_get(settings: Settings, path: str) -> tuple[int, bytes]:
+    """GET from a worker's HTTP server: (status, body); an HTTP error is an answer too."""
+    url = f"http://{settings.web_host}:{settings.web_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
+    """``check()`` until it returns something true or time runs out; a worker not listening yet is a no."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = check()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            result = None
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)

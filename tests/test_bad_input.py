@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from schemas.intake import Rejection, decode_event
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, running_worker
+from tests.conftest import Broker, http_get, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -130,9 +129,7 @@ def running(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def _processed(settings_: Settings) -> float:
-    url = f"http://{settings_.web_host}:{settings_.web_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
+    text = http_get(settings_, "/metrics")[1].decode()
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                if sample.name == "churnwatch_events_consumed_total")
 

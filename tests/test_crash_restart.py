@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +29,7 @@ from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, make_settings
+from tests.conftest import Broker, http_get, make_settings, wait_for
 from tests.story import episode_changes, story
 
 pytestmark = pytest.mark.integration
@@ -120,14 +117,7 @@ def test_a_killed_worker_restarts_and_loses_nothing(broker: Broker, tmp_path: Pa
 
 
 def _ready(settings: Settings) -> dict[str, object]:
-    url = f"http://{settings.web_host}:{settings.web_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return json.loads(error.read())
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return {}
+    return json.loads(http_get(settings, "/readyz")[1])
 
 
 def test_a_surviving_worker_takes_over_a_killed_ones_partitions(broker: Broker, tmp_path: Path) -> None:
@@ -140,13 +130,10 @@ def test_a_surviving_worker_takes_over_a_killed_ones_partitions(broker: Broker, 
     with WorkerProcess(other, tmp_path / "survivor.log", broker.worker_env) as survivor:
         try:
             # Both own input partitions before the stream starts.
-            deadline = time.monotonic() + WAIT_S
-            while time.monotonic() < deadline:
-                reports = [_ready(settings), _ready(other)]
-                if all(r.get("ready") and r.get("assigned_input_partitions") for r in reports):
-                    break
-                time.sleep(0.2)
-            assert all(r.get("ready") and r.get("assigned_input_partitions") for r in reports), reports
+            def both_assigned() -> bool:
+                return all(r["ready"] and r["assigned_input_partitions"] for r in (_ready(settings), _ready(other)))
+
+            assert wait_for(both_assigned, WAIT_S), (_ready(settings), _ready(other))
             _publish(settings, events)
             _kill_mid_stream(settings, victim, expected)
         finally:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -18,32 +15,11 @@ from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.embedded_broker import free_port
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, running_worker
+from tests.conftest import Broker, http_get, running_worker, wait_for
 from tests.event_factory import day, failed, login, subscription, usage
 
 pytestmark = pytest.mark.integration
 WAIT_S = 90.0
-
-
-def get(settings: Settings, path: str) -> tuple[int, bytes]:
-    url = f"http://{settings.web_host}:{settings.web_port}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def wait_for(check, timeout_s: float = WAIT_S):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            result = check()
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            result = None
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +30,10 @@ def worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def test_ready_and_alive(worker: tuple[Settings, WorkerProcess]) -> None:
     settings, process = worker
-    assert wait_for(lambda: get(settings, "/healthz")[0] == 200)
-    ready = wait_for(lambda: get(settings, "/readyz")[0] == 200)
-    assert ready, (get(settings, "/readyz"), process.log_text()[-2000:])
-    body = json.loads(get(settings, "/readyz")[1])
+    assert wait_for(lambda: http_get(settings, "/healthz")[0] == 200)
+    ready = wait_for(lambda: http_get(settings, "/readyz")[0] == 200)
+    assert ready, (http_get(settings, "/readyz"), process.log_text()[-2000:])
+    body = json.loads(http_get(settings, "/readyz")[1])
     assert body["ready"] is True and body["assigned_input_partitions"] == 4 * settings.partitions
 
 
@@ -80,7 +56,7 @@ def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settin
     asyncio.run(collect(settings.bootstrap_servers, settings.topic_alerts, lambda rs: len(rs) >= 1, WAIT_S))
 
     def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        status, body = get(settings, "/metrics")
+        status, body = http_get(settings, "/metrics")
         assert status == 200
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in text_string_to_metric_families(body.decode()) for s in family.samples}
@@ -104,14 +80,14 @@ def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settin
     assert ("churnwatch_model_roc_auc", ()) in found
     assert not any("ops-1" in str(labels) for _, labels in found)  # no customer ids in labels
 
-    status, body = get(settings, "/customers/ops-1")
+    status, body = http_get(settings, "/customers/ops-1")
     assert status == 200, body
     summary = json.loads(body)
     assert summary["mrr"] == 250.0
     assert summary["last_login_at"].startswith(day(1).date().isoformat())
     assert [e["rule"] for e in summary["open_episodes"]] == ["payment_failure"]
     assert summary["features"]["unpaid_failures"] > 0
-    status, body = get(settings, "/customers/nobody-here")
+    status, body = http_get(settings, "/customers/nobody-here")
     assert status == 404 and b"nobody-here" in body
 
 
@@ -132,17 +108,18 @@ def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker, tmp_pat
             asyncio.run(publish())
 
             def both_ready() -> bool:
-                reports = [json.loads(get(s, "/readyz")[1]) for s in (first, second)]
+                reports = [json.loads(http_get(s, "/readyz")[1]) for s in (first, second)]
                 return all(r["ready"] for r in reports) and sum(r["assigned_input_partitions"] for r in reports) \
                     == 4 * first.partitions and all(r["assigned_input_partitions"] for r in reports)
 
-            assert wait_for(both_ready), (get(first, "/readyz"), get(second, "/readyz"))
+            assert wait_for(both_ready), (http_get(first, "/readyz"), http_get(second, "/readyz"))
 
             def all_found() -> bool:
-                return all(get(s, f"/customers/{c}")[0] == 200 for s in (first, second) for c in customers)
+                return all(http_get(s, f"/customers/{c}")[0] == 200 for s in (first, second) for c in customers)
 
-            assert wait_for(all_found), [(c, get(first, f"/customers/{c}")[0], get(second, f"/customers/{c}")[0])
+            assert wait_for(all_found), [(c, http_get(first, f"/customers/{c}")[0],
+                                          http_get(second, f"/customers/{c}")[0])
                                          for c in customers]
-            assert get(second, "/customers/never-seen")[0] == 404
+            assert http_get(second, "/customers/never-seen")[0] == 404
         finally:
             assert other.stop() == 0, other.log_text()[-3000:]
