@@ -115,9 +115,9 @@ class Processor:
 
     def hold(self, stream: faust.StreamT[bytes], message_event: EventT[bytes]) -> bool:
         """Keep a processed message unacknowledged until its state is written; True when it is time to write."""
-        self._stream = stream
         self._held.append(message_event)
-        if self._writer is None:
+        if self._writer is None:  # the first message: the agent's stream is known from now on
+            self._stream = stream
             self._writer = asyncio.get_running_loop().create_task(self._keep_writing())
         return len(self._held) >= self.settings.batch_max
 
@@ -346,17 +346,14 @@ class Processor:
 
     async def _dead_letter(self, message_event: EventT[bytes], rejection: Rejection) -> None:
         message = message_event.message
-        # A dead letter must fit in a Kafka message itself: a too-large value
-        # is kept in part (the whole stays in its source topic).
-        value = message.value
-        kept = value if value is None or len(value) <= DEAD_LETTER_KEEPS else value[:DEAD_LETTER_KEEPS]
+        value = _bounded(message.value)
         record = DeadLetter(
             source_topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key_b64=DeadLetter.encode(message.key[:DEAD_LETTER_KEEPS] if message.key else message.key),
-            value_b64=DeadLetter.encode(kept),
-            value_size=None if kept is message.value else len(message.value or b""),
+            key_b64=DeadLetter.encode(_bounded(message.key)),
+            value_b64=DeadLetter.encode(value),
+            value_size=None if value is message.value else len(message.value or b""),
             reason=rejection.reason,
             error=rejection.error,
             rejected_at=datetime.now(UTC),
@@ -374,6 +371,12 @@ class Processor:
             state = CustomerState.from_bytes(raw)
             self.index.set(state.customer_id, state.next_due_at, changelog_event.message.partition)
             self.metrics.episodes(state.customer_id, [e.severity for e in state.episodes.values()])
+
+
+def _bounded(raw: bytes | None) -> bytes | None:
+    """What of a rejected key or value goes into its dead letter, which must fit in a Kafka
+    message itself: all of it, or the first bytes (the whole stays in its source topic)."""
+    return raw if raw is None or len(raw) <= DEAD_LETTER_KEEPS else raw[:DEAD_LETTER_KEEPS]
 
 
 def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
