@@ -12,10 +12,10 @@ to that customer's partition, where the agent evaluates it.
 Each message is processed as it comes (its alerts are sent at once), but
 changed states are written to the table, one changelog message per customer,
 only every ``batch_max`` messages or ``batch_wait_s`` seconds, and the
-messages are acknowledged only after that write. A customer busy within the
-window costs one changelog message, not one per event; a crash before the
-write leaves those offsets uncommitted, so the messages are read again and
-the event ids make the repeat harmless.
+messages are acknowledged only once the broker has confirmed that write. A
+customer busy within the window costs one changelog message, not one per
+event; a crash before the write leaves those offsets uncommitted, so the
+messages are read again and the event ids make the repeat harmless.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT
 from yarl import URL
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -94,6 +95,7 @@ class Processor:
         self._held: list[EventT[bytes]] = []
         self._stream: faust.StreamT[bytes] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()
         self.decoded = DecodedStates(settings.state_cache_size)
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
@@ -130,10 +132,7 @@ class Processor:
         """
         while True:
             await asyncio.sleep(self.settings.batch_wait_s)
-            try:
-                await self.write()
-            except Exception:  # noqa: BLE001 - unwritten states stay held; the next round retries
-                log.exception("writing changed states failed")
+            await self.write()
 
     async def stop_writing(self) -> None:
         if self._writer is not None:
@@ -142,24 +141,48 @@ class Processor:
         await self.write()
 
     async def write(self) -> None:
-        """Write the changed states, then acknowledge the messages that changed them.
+        """Write the changed states, wait until the broker has them, then acknowledge their messages.
 
-        Faust commits only acknowledged offsets, and flushes the producer
-        (the changelog messages sent here) before it commits.
+        Faust commits only acknowledged offsets. The changelog messages are
+        sent and awaited here, not left in Faust's send buffer
+        (``table.send_changelog``): the flush before a commit gives up on that
+        buffer after 0.1 s without progress, so an offset could be committed
+        while its state was still buffered, and a crash then lost the state.
+        One write at a time, so a customer's states reach the changelog in order.
         """
-        table = self.table
-        for customer_id, (state, partition) in self._unwritten.items():
-            raw = state.to_bytes()
-            # What ``table[key] = value`` does, with the partition of the
-            # customer's own messages (there is no current message here).
-            table.send_changelog(partition, customer_id, raw)
-            table.data[customer_id] = raw
-            self.decoded.remember(customer_id, raw, state)
-        self._unwritten.clear()
-        held, self._held = self._held, []
-        if self._stream is not None:
-            for message_event in held:
-                await self._stream.ack(message_event)
+        async with self._writing:
+            unwritten, self._unwritten = self._unwritten, {}
+            held, self._held = self._held, []
+            table = self.table
+            # Into the table before the first await: the agent reads the table
+            # for whatever is no longer in _unwritten.
+            encoded = []
+            for customer_id, (state, partition) in unwritten.items():
+                raw = state.to_bytes()
+                table.data[customer_id] = raw
+                self.decoded.remember(customer_id, raw, state)
+                encoded.append((customer_id, raw, partition))
+            try:
+                sent = [
+                    await table.changelog_topic.send(
+                        key=customer_id, value=raw, partition=partition,
+                        key_serializer=table.key_serializer, value_serializer=table.value_serializer,
+                        callback=table._on_changelog_sent)
+                    for customer_id, raw, partition in encoded
+                ]
+                await asyncio.gather(*sent)
+            except BaseException as exc:
+                # Not written: held again (newer states of the same customers
+                # win), for the next round to retry.
+                self._unwritten = unwritten | self._unwritten
+                self._held = held + self._held
+                if not isinstance(exc, Exception):
+                    raise
+                log.exception("writing %d changed states failed", len(encoded))
+                return
+            if self._stream is not None:
+                for message_event in held:
+                    await self._stream.ack(message_event)
 
     async def handle(self, message_event: EventT[bytes]) -> None:
         """Process one message; whatever happens, the worker goes on to the next."""
@@ -285,7 +308,11 @@ class Processor:
     def ready(self) -> dict[str, object]:
         """Partitions assigned and table recovery finished: safe to send traffic."""
         app = self.app
-        assigned = [tp for tp in app.consumer.assignment() if tp.topic in self.settings.input_topics]
+        try:
+            assignment = app.consumer.assignment()
+        except ConsumerNotStarted:  # asked while the worker is still starting
+            assignment = set()
+        assigned = [tp for tp in assignment if tp.topic in self.settings.input_topics]
         recovered = app.tables.recovery.completed.is_set() and not app.in_recovery
         return {
             "ready": bool(assigned) and recovered and not app.rebalancing,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from stream_app.settings import Settings
@@ -112,6 +113,13 @@ def http_get(settings: Settings, path: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def events_consumed(settings: Settings) -> float:
+    """The worker's count of accepted events, scraped from /metrics."""
+    text = http_get(settings, "/metrics")[1].decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "churnwatch_events_consumed_total")
 
 
 def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]

@@ -20,7 +20,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
 from rules.engine import is_future
 from schemas.dead_letter import DeadLetter, RejectReason
@@ -28,7 +27,7 @@ from schemas.intake import Rejection, decode_event
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, http_get, running_worker
+from tests.conftest import Broker, events_consumed, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -128,12 +127,6 @@ def running(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield pair
 
 
-def _processed(settings_: Settings) -> float:
-    text = http_get(settings_, "/metrics")[1].decode()
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "churnwatch_events_consumed_total")
-
-
 def test_every_message_is_processed_or_dead_lettered_with_its_reason(
     running: tuple[Settings, WorkerProcess],
 ) -> None:
@@ -179,6 +172,6 @@ def test_every_message_is_processed_or_dead_lettered_with_its_reason(
         if letter.reason is RejectReason.TOO_LARGE:
             assert letter.value_size is not None and letter.value_size > config.max_message_bytes
     assert worker.alive(), worker.log_text()[-3000:]
-    assert _processed(config) == valid
+    assert events_consumed(config) == valid
     print(f"{len(sent)} messages: {valid} valid, rejected {dict(Counter(r.value for r in rejected.values()))}")
 

@@ -70,10 +70,18 @@ def _kill_mid_stream(settings: Settings, victim: WorkerProcess, expected: list[A
     assert len(episode_changes(before)) < len(episode_changes(expected)), "killed too late to test anything"
 
 
+def _lag(survivor: WorkerProcess) -> list[str]:
+    """The worker's records waiting per input partition: a partition it stopped reading shows here."""
+    if not survivor.alive():
+        return []
+    text = http_get(survivor.settings, "/metrics")[1].decode()
+    return [line for line in text.splitlines() if line.startswith("churnwatch_consumer_lag")]
+
+
 def _check_against_replay(settings: Settings, survivor: WorkerProcess, expected: list[Alert],
                           uninterrupted: Replay) -> None:
     alerts = _alerts(settings, lambda alerts: episode_changes(alerts) >= episode_changes(expected), survivor.dead)
-    assert episode_changes(alerts) == episode_changes(expected), survivor.log_text()[-3000:]
+    assert episode_changes(alerts) == episode_changes(expected), (_lag(survivor), survivor.log_text()[-3000:])
     # A repeat is the same alert again, sent once by each worker at most.
     copies = Counter((a.alert_id, a.status, a.sequence) for a in alerts)
     assert max(copies.values()) <= 2, copies.most_common(3)

@@ -1,0 +1,73 @@
+"""The broker goes away for 30 s and comes back: the worker carries on by itself.
+
+The outage is a paused broker process (SIGSTOP, then SIGCONT): connections
+stay open but nothing answers, as with a broker host that hangs or a network
+partition. The embedded broker keeps its data in memory only, so a restart
+would be a new, empty cluster (topics, offsets and the state changelog gone);
+a pause keeps them, like a real cluster whose brokers come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from schemas.events import Event
+from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker
+from stream_app.publisher import EventPublisher
+from stream_app.settings import Settings
+from stream_app.topics import ensure_topics
+from stream_app.worker_process import WorkerProcess
+from tests.conftest import Broker, events_consumed, make_settings, wait_for
+from tests.event_factory import day, login, usage
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_S = 30.0
+
+
+def _publish(settings: Settings, events: list[Event]) -> None:
+    async def publish() -> None:
+        async with EventPublisher(settings) as publisher:
+            for event in events:
+                await publisher.publish(event)
+
+    asyncio.run(publish())
+
+
+def _events(first_day: int, customers: int) -> list[Event]:
+    return [e for n in range(customers) for e in (login(day(first_day), f"outage-{n}"),
+                                                  usage(day(first_day), customer=f"outage-{n}"))]
+
+
+def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> None:
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as embedded:
+        broker = Broker(embedded.bootstrap_servers, "embedded", dict(WORKER_TUNING))
+        settings = make_settings(broker, tmp_path / "data")
+        asyncio.run(ensure_topics(settings))
+        before, after = _events(0, 20), _events(1, 20)
+        with WorkerProcess(settings, tmp_path / "worker.log", broker.worker_env) as worker:
+            _publish(settings, before)
+            assert wait_for(lambda: events_consumed(settings) == len(before), 120), worker.log_text()[-3000:]
+
+            assert embedded.pid is not None
+            os.kill(embedded.pid, signal.SIGSTOP)
+            try:
+                # The outage itself: the worker must live through it.
+                deadline = time.monotonic() + OUTAGE_S
+                while time.monotonic() < deadline:
+                    assert worker.alive(), worker.log_text()[-3000:]
+                    time.sleep(0.5)
+            finally:
+                os.kill(embedded.pid, signal.SIGCONT)
+
+            _publish(settings, after)
+            done = wait_for(lambda: events_consumed(settings) == len(before) + len(after), 180)
+            assert done, (events_consumed(settings), worker.log_text()[-4000:])
+            assert worker.alive()
+        assert worker.process is not None and worker.process.returncode == 0, worker.log_text()[-3000:]

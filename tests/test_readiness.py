@@ -1,0 +1,21 @@
+"""/readyz answers "not ready" while the worker starts, never an error.
+
+The HTTP server listens before Faust's consumer exists; a probe asked in
+that moment (Kubernetes, Compose, a test's wait) must read 503, not 500.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rules import RulesConfig
+from stream_app.app import Processor, faust_app
+from stream_app.settings import Settings
+
+
+def test_a_worker_whose_consumer_has_not_started_is_not_ready(tmp_path: Path) -> None:
+    settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=tmp_path)
+    processor = Processor(faust_app(settings, web_enabled=False), settings, RulesConfig())
+    assert processor.ready() == {
+        "ready": False, "assigned_input_partitions": 0, "recovery_complete": False, "rebalancing": False,
+    }
