@@ -24,6 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
+from schemas.events import Event
+from stream_app.publisher import EventPublisher
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
@@ -113,6 +115,16 @@ def http_get(settings: Settings, path: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def publish_events(settings: Settings, events: list[Event]) -> None:
+    """Publish events to their input topics, keyed by customer, as a backend service would."""
+    async def publish() -> None:
+        async with EventPublisher(settings) as publisher:
+            for event in events:
+                await publisher.publish(event)
+
+    asyncio.run(publish())
 
 
 def events_consumed(settings: Settings) -> float:

@@ -19,25 +19,14 @@ import pytest
 
 from schemas.events import Event
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker
-from stream_app.publisher import EventPublisher
-from stream_app.settings import Settings
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, events_consumed, make_settings, wait_for
+from tests.conftest import Broker, publish_events, events_consumed, make_settings, wait_for
 from tests.event_factory import day, login, usage
 
 pytestmark = pytest.mark.integration
 
 OUTAGE_S = 30.0
-
-
-def _publish(settings: Settings, events: list[Event]) -> None:
-    async def publish() -> None:
-        async with EventPublisher(settings) as publisher:
-            for event in events:
-                await publisher.publish(event)
-
-    asyncio.run(publish())
 
 
 def _events(first_day: int, customers: int) -> list[Event]:
@@ -52,7 +41,7 @@ def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> N
         asyncio.run(ensure_topics(settings))
         before, after = _events(0, 20), _events(1, 20)
         with WorkerProcess(settings, tmp_path / "worker.log", broker.worker_env) as worker:
-            _publish(settings, before)
+            publish_events(settings, before)
             assert wait_for(lambda: events_consumed(settings) == len(before), 120), worker.log_text()[-3000:]
 
             assert embedded.pid is not None
@@ -66,7 +55,7 @@ def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> N
             finally:
                 os.kill(embedded.pid, signal.SIGCONT)
 
-            _publish(settings, after)
+            publish_events(settings, after)
             done = wait_for(lambda: events_consumed(settings) == len(before) + len(after), 180)
             assert done, (events_consumed(settings), worker.log_text()[-4000:])
             assert worker.alive()

@@ -23,13 +23,12 @@ from schemas.alert import Alert
 from schemas.events import Event
 from stream_app.app import STATE_TABLE
 from stream_app.embedded_broker import free_port
-from stream_app.publisher import EventPublisher
 from stream_app.replay import Replay
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, http_get, make_settings, wait_for
+from tests.conftest import Broker, publish_events, http_get, make_settings, wait_for
 from tests.story import episode_changes, story
 
 pytestmark = pytest.mark.integration
@@ -44,15 +43,6 @@ def _uninterrupted(events: list[Event]) -> tuple[list[Alert], Replay]:
         replay.feed(event.model_dump_json())
     replay.finish()
     return expected, replay
-
-
-def _publish(settings: Settings, events: list[Event]) -> None:
-    async def publish() -> None:
-        async with EventPublisher(settings) as publisher:
-            for event in events:
-                await publisher.publish(event)
-
-    asyncio.run(publish())
 
 
 def _alerts(settings: Settings, done: Callable[[list[Alert]], bool], until: Callable[[], bool]) -> list[Alert]:
@@ -116,7 +106,7 @@ def test_a_killed_worker_restarts_and_loses_nothing(broker: Broker, tmp_path: Pa
     asyncio.run(ensure_topics(settings))
     first = WorkerProcess(settings, tmp_path / "first.log", broker.worker_env).start()
     try:
-        _publish(settings, events)
+        publish_events(settings, events)
         _kill_mid_stream(settings, first, expected)
     finally:
         first.stop()
@@ -142,7 +132,7 @@ def test_a_surviving_worker_takes_over_a_killed_ones_partitions(broker: Broker, 
                 return all(r["ready"] and r["assigned_input_partitions"] for r in (_ready(settings), _ready(other)))
 
             assert wait_for(both_assigned, WAIT_S), (_ready(settings), _ready(other))
-            _publish(settings, events)
+            publish_events(settings, events)
             _kill_mid_stream(settings, victim, expected)
         finally:
             victim.stop()
