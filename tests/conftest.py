@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from schemas.events import Event
+from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from stream_app.publisher import EventPublisher
 from stream_app.settings import Settings
 from stream_app.topics import ensure_topics

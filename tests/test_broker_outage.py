@@ -9,7 +9,6 @@ a pause keeps them, like a real cluster whose brokers come back.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import time
@@ -19,9 +18,7 @@ import pytest
 
 from schemas.events import Event
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, publish_events, events_consumed, make_settings, wait_for
+from tests.conftest import Broker, events_consumed, publish_events, running_worker, wait_for
 from tests.event_factory import day, login, usage
 
 pytestmark = pytest.mark.integration
@@ -37,10 +34,9 @@ def _events(first_day: int, customers: int) -> list[Event]:
 def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> None:
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as embedded:
         broker = Broker(embedded.bootstrap_servers, "embedded", dict(WORKER_TUNING))
-        settings = make_settings(broker, tmp_path / "data")
-        asyncio.run(ensure_topics(settings))
         before, after = _events(0, 20), _events(1, 20)
-        with WorkerProcess(settings, tmp_path / "worker.log", broker.worker_env) as worker:
+        # running_worker also checks that the worker stops cleanly at the end.
+        with running_worker(broker, tmp_path) as (settings, worker):
             publish_events(settings, before)
             assert wait_for(lambda: events_consumed(settings) == len(before), 120), worker.log_text()[-3000:]
 
@@ -59,4 +55,3 @@ def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> N
             done = wait_for(lambda: events_consumed(settings) == len(before) + len(after), 180)
             assert done, (events_consumed(settings), worker.log_text()[-4000:])
             assert worker.alive()
-        assert worker.process is not None and worker.process.returncode == 0, worker.log_text()[-3000:]

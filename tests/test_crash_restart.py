@@ -28,7 +28,7 @@ from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, publish_events, http_get, make_settings, wait_for
+from tests.conftest import Broker, http_get, make_settings, publish_events, wait_for
 from tests.story import episode_changes, story
 
 pytestmark = pytest.mark.integration
