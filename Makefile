@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.churnwatch-installed
 
-.PHONY: demo test bench install lock clean
+.PHONY: demo test bench soak audit install lock clean
 
 install: $(STAMP)
 
@@ -30,8 +30,26 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .hypothesis *.egg-info
 
 # Benchmarks: prints one table of figures and writes bench-results.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A million events through one worker (about 25 minutes on 2 cores): counts
+# in = processed + rejected, and memory flat after the warm-up. Exit 1 if not.
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
+
+# Known vulnerabilities in the pinned dependencies (constraints.txt), by
+# pip-audit from its own virtual environment. It asks the index's
+# vulnerability data (or OSV's: make audit AUDIT_SERVICE=osv) for each pinned
+# version; --strict makes a pin it could not look up fail the target too:
+# not looked up is not clean.
+AUDIT_VENV ?= .audit-venv
+AUDIT_SERVICE ?= pypi
+audit:
+	@test -x $(AUDIT_VENV)/bin/pip-audit || { $(PYTHON) -m venv $(AUDIT_VENV) && \
+		$(AUDIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'pip-audit==2.10.1'; }
+	$(AUDIT_VENV)/bin/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict --progress-spinner off \
+		--vulnerability-service $(AUDIT_SERVICE)

@@ -11,7 +11,9 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +32,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", default="bench-results.json")
     args = parser.parse_args()
+    # A SIGTERM unwinds like Ctrl-C, so the broker and workers we started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
     figures: dict[str, object] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

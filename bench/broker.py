@@ -16,11 +16,13 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from rules.alert_ids import alert_id
 from schemas.alert import RuleName
@@ -36,24 +38,27 @@ START = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def realistic_mix(events: int, customers: int, seed: int = 3) -> list[Event]:
-    """All four types over many customers, time-ordered: 80% usage, 10% subscription, 5% payment, 5% ticket."""
+    return list(mix(events, customers, seed))
+
+
+def mix(events: int, customers: int, seed: int = 3, start: datetime = START) -> Iterator[Event]:
+    """All four types over many customers, one every 30 s from ``start``:
+    80% usage, 10% subscription, 5% payment, 5% ticket."""
     rng = random.Random(seed)
-    out: list[Event] = []
     for n in range(events):
         customer = f"b{rng.randrange(customers):06d}"
-        at = START + timedelta(seconds=n * 30)
+        at = start + timedelta(seconds=n * 30)
         common = {"event_id": f"e{n}", "customer_id": customer, "occurred_at": at}
         roll = rng.random()
         if roll < 0.80:
-            out.append(UsageEvent(**common, kind=rng.choice(("login", "purchase", "feature_use", "session"))))
+            yield UsageEvent(**common, kind=rng.choice(("login", "purchase", "feature_use", "session")))
         elif roll < 0.90:
-            out.append(SubscriptionEvent(**common, action="renewed", plan="pro", mrr=99.0))
+            yield SubscriptionEvent(**common, action="renewed", plan="pro", mrr=99.0)
         elif roll < 0.95:
-            out.append(PaymentEvent(**common, status="failed", invoice_id=f"i{n}", amount=99.0, currency="EUR",
-                                    failure_reason=rng.choice(("card_expired", "card_declined"))))
+            yield PaymentEvent(**common, status="failed", invoice_id=f"i{n}", amount=99.0, currency="EUR",
+                               failure_reason=rng.choice(("card_expired", "card_declined")))
         else:
-            out.append(TicketEvent(**common, ticket_id=f"t{n}", action="opened", sentiment=rng.uniform(-1, 1)))
-    return out
+            yield TicketEvent(**common, ticket_id=f"t{n}", action="opened", sentiment=rng.uniform(-1, 1))
 
 
 def fresh_settings(bootstrap: str, data_dir: Path) -> Settings:
@@ -122,12 +127,16 @@ def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], table:
             child.stop()
 
 
-def _processed(settings: Settings) -> float:
+def scrape(settings: Settings) -> list[Sample]:
+    """Every sample a worker serves at /metrics."""
     url = f"http://{settings.web_host}:{settings.web_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def _processed(settings: Settings) -> float:
+    return sum(sample.value for sample in scrape(settings)
                if sample.name in ("churnwatch_events_consumed_total", "churnwatch_events_rejected_total"))
 
 

@@ -25,7 +25,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
-NonEmptyId = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S")]
+MAX_ID_CHARS = 256
+NonEmptyId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"\S")]
 Money = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 def _not_before_1970(moment: datetime) -> datetime:
     if moment < _EPOCH:

@@ -39,10 +39,12 @@ from rules.clock_math import iso, to_seconds
 from rules.features import features
 from rules.engine import Transition, is_future
 from schemas.dead_letter import DeadLetter, RejectReason
+from schemas.events import MAX_ID_CHARS
 from schemas.intake import Rejection, decode_event, describe
 from stream_app.churn_model import ChurnModel
 from stream_app.clock import Clock, Progress, make_clock
 from stream_app.due_index import DueIndex
+from stream_app.http_limits import web_application_options
 from stream_app.kafka_security import faust_credentials
 from stream_app.metrics import Metrics
 from stream_app.settings import Settings
@@ -427,6 +429,7 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.canonical_host,
         web_port=settings.web_port,
+        web_application_options=web_application_options(settings),
     )
 
 
@@ -463,6 +466,8 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
 
     @app.page("/customers/{customer_id}")
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
+        if len(customer_id) > MAX_ID_CHARS:
+            return web.json({"error": f"customer ids are at most {MAX_ID_CHARS} characters"}, status=400)
         summary = processor.summary(customer_id)
         if summary is not None:
             return web.json(summary)

@@ -14,9 +14,15 @@ waiting: those whose next offset to read (from what was processed, or else
 the group's committed offset) is behind the high watermark the consumer last
 saw, and those that delivered a record in the last ``idle_s`` seconds (the
 consumer's high watermark is only as fresh as its last fetch, so a partition
-being written to looks caught up between fetches). A partition with records
-waiting and none read yet holds the clock where it is; one caught up and
-quiet holds nothing back. The watermark never moves backwards.
+being written to looks caught up between fetches). One caught up and quiet
+holds nothing back.
+
+The watermark never moves backwards; instead there is no sweep (``now`` is
+None) while an assigned partition with records waiting has none read yet, or
+is behind the time already swept to. That is a worker taking over a dead
+one's partitions: their customers' states come from the changelog, due in
+the index, while their events since the last commit are still unread. Swept
+at the survivor's time, they would look silent and alert falsely.
 """
 
 from __future__ import annotations
@@ -88,9 +94,14 @@ class EventClock:
                 continue  # nothing waiting here
             newest = self._newest.get(source)
             if newest is None:
-                return self._watermark  # records waiting, none read yet: wait for them
+                return None  # records waiting, none read yet: wait for them
             holding.append(newest)
-        candidate = min(holding) if holding else max(self._newest.values(), default=None)
+        if holding:
+            candidate = min(holding)
+            if self._watermark is not None and candidate < self._watermark:
+                return None  # a partition behind the time already swept to: wait until it catches up
+        else:  # nothing waiting: the newest time this worker's partitions have shown
+            candidate = max((self._newest[s] for s in progress if s in self._newest), default=None)
         if candidate is not None and (self._watermark is None or candidate > self._watermark):
             self._watermark = candidate
         return self._watermark

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".churnwatch"), description="Faust data directory.")
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     web_port: Port = 6066
+    http_max_line_bytes: Annotated[int, Field(ge=256, le=65_536)] = Field(
+        default=8190, description="Longest HTTP request line or header line; longer ones get 400, unread."
+    )
+    http_max_headers: Annotated[int, Field(ge=8, le=1024)] = Field(
+        default=64, description="Most headers an HTTP request may carry."
+    )
+    http_max_body_bytes: Annotated[int, Field(ge=0, le=10_000_000)] = Field(
+        default=65_536, description="Largest HTTP request body (no endpoint reads one); larger ones get 413."
+    )
     advertised_host: str | None = Field(
         default=None,
         description="Host other workers reach this one at (customer lookups are forwarded there); "

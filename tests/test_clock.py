@@ -43,13 +43,29 @@ def test_an_assigned_partition_not_read_yet_holds_the_clock() -> None:
     assert clock.now(hw(a=1, b=0)) == day(5)  # b is empty: nothing to wait for
 
 
-def test_the_watermark_never_moves_back() -> None:
+def test_a_partition_behind_the_swept_time_stops_the_sweep_until_it_catches_up() -> None:
+    """A worker that takes over partitions: their customers must not be swept before their events are read."""
     clock = EventClock()
     clock.observe("a", 0, day(10))
     quiet()
     assert clock.now(hw(a=1)) == day(10)
+    assert clock.now(hw(a=1, b=5)) is None  # b taken over, records waiting, none read yet
     clock.observe("b", 0, day(3))
-    assert clock.now(hw(a=1, b=5)) == day(10)
+    assert clock.now(hw(a=1, b=5)) is None  # b is at day 3: sweeping at day 10 would judge its customers early
+    clock.observe("b", 1, day(11))
+    assert clock.now(hw(a=1, b=5)) == day(11)
+    clock.observe("b", 4, day(12))
+    quiet()
+    assert clock.now(hw(a=1, b=5)) == day(12)  # all caught up and quiet: the newest time seen
+    assert clock.now(hw(a=1)) == day(12)  # b given away again: the watermark does not move back
+
+
+def test_partitions_given_away_do_not_move_the_clock() -> None:
+    clock = EventClock()
+    clock.observe("gone", 0, day(50))
+    clock.observe("a", 0, day(10))
+    quiet()
+    assert clock.now(hw(a=1)) == day(10)
 
 
 def test_rejected_records_still_count_as_read() -> None:

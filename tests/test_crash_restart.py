@@ -68,10 +68,21 @@ def _lag(survivor: WorkerProcess) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("churnwatch_consumer_lag")]
 
 
+def _differences(alerts: list[Alert], expected: list[Alert]) -> dict[str, list[str]]:
+    """The episode changes only one side has, told by customer, rule, time and reason."""
+    def told(side: list[Alert], other: list[Alert]) -> list[str]:
+        missing = episode_changes(side) - episode_changes(other)
+        return sorted({f"{a.customer_id} {a.rule.value} {a.status.value} at {a.triggered_at.isoformat()}: "
+                       f"{'; '.join(a.reasons)[:160]}" for a in side if (a.alert_id, a.status.value) in missing})
+
+    return {"only the workers sent": told(alerts, expected), "only the replay sent": told(expected, alerts)}
+
+
 def _check_against_replay(settings: Settings, survivor: WorkerProcess, expected: list[Alert],
                           uninterrupted: Replay) -> None:
     alerts = _alerts(settings, lambda alerts: episode_changes(alerts) >= episode_changes(expected), survivor.dead)
-    assert episode_changes(alerts) == episode_changes(expected), (_lag(survivor), survivor.log_text()[-3000:])
+    assert episode_changes(alerts) == episode_changes(expected), (
+        _differences(alerts, expected), _lag(survivor), survivor.log_text()[-3000:])
     # A repeat is the same alert again, sent once by each worker at most.
     copies = Counter((a.alert_id, a.status, a.sequence) for a in alerts)
     assert max(copies.values()) <= 2, copies.most_common(3)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.events import Event
+from schemas.events import MAX_ID_CHARS, Event
 from stream_app.publisher import EventPublisher
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect
@@ -38,6 +39,39 @@ def test_ready_and_alive(worker: tuple[Settings, WorkerProcess]) -> None:
     assert wait_for(lambda: http_get(settings, "/healthz")[0] == 200)
     body = json.loads(http_get(settings, "/readyz")[1])
     assert body["ready"] is True and body["assigned_input_partitions"] == 4 * settings.partitions
+
+
+def raw_request(settings: Settings, head: str) -> int:
+    """Send a request's head as written (no client tidies it up) and return the status the worker answers."""
+    with socket.create_connection((settings.web_host, settings.web_port), timeout=5) as connection:
+        connection.sendall(head.encode())
+        status_line = connection.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
+def test_the_http_server_refuses_oversized_requests_and_goes_on(worker: tuple[Settings, WorkerProcess]) -> None:
+    settings, process = worker
+    assert wait_for(lambda: http_get(settings, "/healthz")[0] == 200)
+    host = f"Host: {settings.web_host}\r\n"
+    long_line = "b" * (settings.http_max_line_bytes + 10)
+    # More headers than ours (64) but fewer than aiohttp's own default (128): our limit is the one in force.
+    many_headers = "".join(f"X-Filler-{n}: 1\r\n" for n in range(settings.http_max_headers + 10))
+    answers = {
+        "request line": raw_request(settings, f"GET /customers/{long_line} HTTP/1.1\r\n{host}\r\n"),
+        "header line": raw_request(settings, f"GET /healthz HTTP/1.1\r\n{host}X-Big: {long_line}\r\n\r\n"),
+        "headers": raw_request(settings, f"GET /healthz HTTP/1.1\r\n{host}{many_headers}\r\n"),
+        # Declared, never sent: refused from the length alone.
+        "body": raw_request(settings, f"GET /metrics HTTP/1.1\r\n{host}"
+                                      f"Content-Length: {settings.http_max_body_bytes + 1}\r\n\r\n"),
+        "chunked body": raw_request(settings, f"GET /metrics HTTP/1.1\r\n{host}"
+                                              "Transfer-Encoding: chunked\r\n\r\n"),
+    }
+    assert answers == {"request line": 400, "header line": 400, "headers": 400, "body": 413, "chunked body": 411}, answers
+    status, body = http_get(settings, "/customers/" + "c" * (MAX_ID_CHARS + 1))
+    assert status == 400 and b"at most 256 characters" in body, (status, body)
+    # A body within the limit is no reason to refuse.
+    assert raw_request(settings, f"GET /healthz HTTP/1.1\r\n{host}Content-Length: 2\r\n\r\n{{}}") == 200
+    assert http_get(settings, "/healthz")[0] == 200 and process.alive()
 
 
 def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settings, WorkerProcess]) -> None:
