@@ -43,17 +43,20 @@ def state_bytes(states: list[CustomerState]) -> float:
 def rss_per_100k(states: list[CustomerState]) -> float:
     """Resident memory growth for 100,000 customers' serialised states, in bytes per customer."""
     template = [s.to_bytes() for s in states]
-    before = _rss()
+    before = rss_bytes()
     table = {f"c{n}": bytes(bytearray(template[n % len(template)])) for n in range(100_000)}  # real copies
-    grown = _rss() - before
+    grown = rss_bytes() - before
     assert len(table) == 100_000
     return grown / 100_000
 
 
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * 4096
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident memory of a process (this one by default), from Linux's /proc."""
+    with open(f"/proc/{pid or 'self'}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def sweep_cost(customers: int, due_share: float = 0.01, runs: int = 5) -> float:

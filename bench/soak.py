@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from bench.broker import fresh_settings, mix, scrape
+from bench.pure import rss_bytes
 from schemas.events import UsageEvent
 from schemas.intake import Rejection, decode_event
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker
@@ -104,14 +105,6 @@ async def dead_letter_count(settings: Settings) -> int:
         return sum(ends.values())
     finally:
         await consumer.stop()
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def _read_counts(settings: Settings, result: SoakResult) -> None:
