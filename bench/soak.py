@@ -180,6 +180,7 @@ def run_soak(bootstrap: str, workdir: Path, events: int, customers: int, worker_
     start = datetime.now(UTC) - timedelta(seconds=events * SECONDS_PER_EVENT, hours=1)
     asyncio.run(ensure_topics(settings))
     worker = WorkerProcess(settings, workdir / "worker.log", worker_env).start()
+    worker_began = time.monotonic()
     soak = Soak(settings, worker, stall_s, say)
     result = soak.result
     result.planned = events + (events // bad_every if bad_every else 0)
@@ -188,7 +189,7 @@ def run_soak(bootstrap: str, workdir: Path, events: int, customers: int, worker_
         stream = messages(settings, events, customers, bad_every, start, expected)
         done = asyncio.run(soak.publish_in_rounds(stream, round_size))
         result.expected_rejections = dict(expected)
-        result.worker_seconds = round(time.monotonic() - began, 1)
+        result.worker_seconds = round(time.monotonic() - worker_began, 1)
         say(f"  worker: {result.accounted:,} of {result.published:,} messages accounted for")
         if done:
             # Anything counted after the last message would be a message counted twice.
