@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "churnwatch needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[embedded,test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[embedded,test,eval]'
 	@touch $@
 
 demo: $(STAMP)
@@ -25,7 +25,7 @@ test: $(STAMP)
 # Re-resolve the pins from pyproject.toml into constraints.txt (needs the index).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check '.[embedded,test]'
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check '.[embedded,test,eval]'
 	.lock-venv/bin/python -m pip freeze --exclude churnwatch > constraints.txt
 	rm -rf .lock-venv
 

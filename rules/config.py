@@ -28,6 +28,7 @@ class StateConfig(_Section):
     keep_days: Annotated[int, Field(ge=60, le=366)] = 60
     max_future_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24
     remembered_event_ids: Annotated[int, Field(ge=1, le=10_000)] = 128
+    max_names_per_day: Annotated[int, Field(ge=1, le=1_000)] = 48
 
 
 class DisengagementConfig(_Section):
@@ -78,25 +79,45 @@ class RevenueChurnConfig(_Section):
     window_days: Days = 30
     severity: Severity = Severity.WARNING
     high_drop: Annotated[float, Field(gt=0, le=1)] = 0.5
+    commitment_max_discount: Fraction = 0.25
+
+
+class ModelFeaturesConfig(_Section):
+    # Usage names (``kind`` or ``kind:feature``) that always get features of their own.
+    names: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
+    max_names: Annotated[int, Field(ge=1, le=256)] = 32
+    ratio_names: Annotated[int, Field(ge=0, le=16)] = 6
+    vocabulary_every_labels: Annotated[int, Field(ge=1)] = 500
 
 
 class ModelConfig(_Section):
     enabled: bool = True
+    selection: Literal["budget", "threshold"] = "budget"
+    budget_share: Annotated[float, Field(gt=0, le=1)] = 0.05
+    budget_per_day: Annotated[float, Field(ge=0)] = 0.0
+    clear_share: Annotated[float, Field(gt=0, le=1)] = 0.1
+    rank_by: Literal["revenue_at_stake", "probability"] = "revenue_at_stake"
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
     clear_below: Annotated[float, Field(gt=0, lt=1)] = 0.3
     high_at: Annotated[float, Field(gt=0, le=1)] = 0.8
     min_labels: Annotated[int, Field(ge=0)] = 300
+    auc_floor: Annotated[float, Field(ge=0, le=1)] = 0.65
+    gate_window: Annotated[int, Field(ge=10, le=1_000_000)] = 5000
+    gate_min_positives: Annotated[int, Field(ge=1)] = 20
     snapshot_every_days: Days = 7
     horizon_days: Days = 30
     label: Literal["cancellation", "inactivity"] = "cancellation"
     inactive_days: Days = 30
-    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.002
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 0.003
     l2: Annotated[float, Field(ge=0, le=10)] = 0.0001
+    features: ModelFeaturesConfig = ModelFeaturesConfig()
 
     @model_validator(mode="after")
     def _ordered(self) -> ModelConfig:
         if not self.clear_below <= self.threshold <= self.high_at:
             raise ValueError("need clear_below <= threshold <= high_at")
+        if self.clear_share < self.budget_share:
+            raise ValueError("need budget_share <= clear_share")
         return self
 
 

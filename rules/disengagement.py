@@ -19,10 +19,11 @@ MONTH_DAYS = 30
 EPSILON = 1e-9
 
 
-def _metric(kinds: dict[str, int], config: RulesConfig) -> int:
+def _metric(names: dict[str, int], config: RulesConfig) -> int:
+    """A day's activity: all of it, or its purchases (``purchase`` and ``purchase:<feature>``)."""
     if config.disengagement.activity == "purchase":
-        return kinds.get("purchase", 0)
-    return sum(kinds.values())
+        return sum(n for name, n in names.items() if name == "purchase" or name.startswith("purchase:"))
+    return sum(names.values())
 
 
 def monthly_activity(state: CustomerState, now: int, config: RulesConfig) -> tuple[int, int]:

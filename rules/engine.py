@@ -22,9 +22,9 @@ from rules.condition import Rule
 from rules.config import RulesConfig
 from rules.episodes import reconcile
 from rules.fold import Outcome, fold_event, new_state
-from rules.features import features
+from rules.features import observe
 from rules.labels import Labelled
-from rules.model_risk import Scorer
+from rules.model_risk import ModelView, stake
 from rules.state import CustomerState, Risk
 from schemas.alert import Alert, RuleName
 from schemas.events import Event
@@ -36,6 +36,14 @@ DEFAULT_CONFIG = RulesConfig()
 
 
 @dataclass(frozen=True, slots=True)
+class Assessment:
+    """A customer's stake as the model assessed it: the shell adds it to the week's ranking."""
+
+    at: int
+    stake: float
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """The state to store (None: nothing to store) and the alerts to publish."""
 
@@ -43,6 +51,7 @@ class Transition:
     alerts: tuple[Alert, ...]
     outcome: Outcome = Outcome.APPLIED  # DUPLICATE: nothing changed
     labelled: tuple[Labelled, ...] = ()  # training examples whose label is now known
+    assessed: tuple[Assessment, ...] = ()  # for the model's weekly ranking
 
 
 def apply_event(
@@ -50,7 +59,7 @@ def apply_event(
     event: Event,
     now: datetime,
     config: RulesConfig = DEFAULT_CONFIG,
-    scorer: Scorer | None = None,
+    scorer: ModelView | None = None,
 ) -> Transition:
     """Fold one validated event in and re-evaluate the rules that this type of event feeds.
 
@@ -65,7 +74,7 @@ def apply_event(
     not fed by this event are aged by the sweep, on a clock that waits for
     every queue.
 
-    ``scorer`` is the online model's prediction function (the model itself
+    ``scorer`` is a read-only view of the online model (the model itself
     lives in the shell); without one, snapshots are still taken, unscored.
     """
     folded, outcome = fold_event(state or new_state(event), event, config)
@@ -90,7 +99,7 @@ def evaluate(
     state: CustomerState,
     now: datetime,
     config: RulesConfig = DEFAULT_CONFIG,
-    scorer: Scorer | None = None,
+    scorer: ModelView | None = None,
 ) -> Transition:
     """Re-evaluate every rule with no new event (the sweep); alerts are stamped with ``now``."""
     clock = to_seconds(now)
@@ -98,11 +107,11 @@ def evaluate(
 
 
 def _model_step(
-    state: CustomerState, now: int, config: RulesConfig, scorer: Scorer | None
-) -> tuple[CustomerState, list[Labelled]]:
-    """Label what the horizon has settled; snapshot, score and assess if a snapshot is due.
+    state: CustomerState, now: int, config: RulesConfig, scorer: ModelView | None
+) -> tuple[CustomerState, list[Labelled], list[Assessment]]:
+    """Label what the horizon has settled; observe, score and assess if a snapshot is due.
 
-    Features and scores are computed only for a snapshot (weekly): the rule
+    Observations and scores are made only for a snapshot (weekly): the rule
     judges that score, and a lookup scores the customer afresh. Scoring every
     event would cost most of the core's time for numbers nobody reads (the
     model does not change when it predicts, so skipping them changes nothing).
@@ -110,16 +119,26 @@ def _model_step(
     when = max(now, state.evaluated_at.get(RuleName.MODEL_RISK, now))
     state, labelled = labels.label_snapshots(state, when, config)
     if not labels.snapshot_due(state, when, config):
-        return state, labelled
-    values = features(state, when)
-    score = scorer(values, True) if scorer else None
+        return state, labelled, []
+    observation = observe(state, when)
+    score = scorer.score(observation, True) if scorer else None
+    assessed: list[Assessment] = []
+    feature_set = "unscored"
+    kept = raw = None
     if score is not None:
-        risk = Risk(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers)
+        feature_set = score.feature_set
+        at_stake = stake(score.probability, observation.mrr, config.model)
+        rank = scorer.rank(at_stake, when) if scorer else None
+        risk = Risk(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers,
+                    stake=at_stake, rank=None if rank is None else rank.share,
+                    population=0 if rank is None else rank.population)
         state = state.model_copy(update={"risk": risk})
-    # Scores of a model still warming up are not kept: the model's own
-    # numbers (AUC, log loss) should judge the model that is in use.
-    kept = score.probability if score is not None and score.ready else None
-    return labels.take_snapshot(state, when, config, values, kept), labelled
+        # Scores of a model still warming up are neither kept nor ranked: the
+        # model's own numbers (ROC AUC, log loss) judge the model in use.
+        if score.warm:
+            kept, raw = score.probability, score.raw
+            assessed.append(Assessment(when, at_stake))
+    return labels.take_snapshot(state, when, config, observation, feature_set, kept, raw), labelled, assessed
 
 
 def _evaluate(
@@ -128,11 +147,12 @@ def _evaluate(
     now: int,
     triggered_at: int,
     config: RulesConfig,
-    scorer: Scorer | None,
+    scorer: ModelView | None,
 ) -> Transition:
     labelled: list[Labelled] = []
+    assessed: list[Assessment] = []
     if config.model.enabled and model_risk.RULE in rules:
-        state, labelled = _model_step(state, now, config, scorer)
+        state, labelled, assessed = _model_step(state, now, config, scorer)
     conditions = {}
     resolutions = {}
     evaluated_at = dict(state.evaluated_at)
@@ -166,4 +186,4 @@ def _evaluate(
     if config.model.enabled and (due := labels.next_check(state, now, config)) is not None:
         due_times.append(due)
     state = state.model_copy(update={"next_due_at": min(due_times, default=None)})
-    return Transition(state, tuple(alerts), labelled=tuple(labelled))
+    return Transition(state, tuple(alerts), labelled=tuple(labelled), assessed=tuple(assessed))

@@ -38,7 +38,12 @@ from schemas.events import (
     TicketEvent,
     UsageEvent,
     UsageKind,
+    usage_name,
 )
+
+# A day's names beyond ``max_names_per_day`` are pooled under ``kind:~other``:
+# a publisher that puts ids into ``feature`` must not grow the state.
+POOLED = "~other"
 
 
 class Outcome(StrEnum):
@@ -80,7 +85,7 @@ def fold_event(
         "recent_event_ids": _remember(state.recent_event_ids, event.event_id, at, config),
     }
     if isinstance(event, UsageEvent):
-        update.update(_usage(state, event, at))
+        update.update(_usage(state, event, at, config))
     elif isinstance(event, PaymentEvent):
         update.update(_payment(state, event, at))
     elif isinstance(event, TicketEvent):
@@ -103,12 +108,15 @@ def _remember(ids: dict[str, int], event_id: str, at: int, config: RulesConfig) 
     return merged
 
 
-def _usage(state: CustomerState, event: UsageEvent, at: int) -> dict[str, object]:
+def _usage(state: CustomerState, event: UsageEvent, at: int, config: RulesConfig) -> dict[str, object]:
     day = day_of(at)
     buckets = dict(state.activity)
-    kinds = dict(buckets.get(day, {}))
-    kinds[event.kind.value] = kinds.get(event.kind.value, 0) + event.quantity
-    buckets[day] = kinds
+    names = dict(buckets.get(day, {}))
+    name = usage_name(event.kind.value, event.feature)
+    if name not in names and len(names) >= config.state.max_names_per_day:
+        name = usage_name(event.kind.value, POOLED)
+    names[name] = names.get(name, 0) + event.quantity
+    buckets[day] = names
     update: dict[str, object] = {
         "activity": buckets,
         "first_activity_at": min(state.first_activity_at or at, at),
@@ -154,6 +162,7 @@ def _subscription(
         as_of=at, event_id=event.event_id, action=event.action.value, plan=event.plan,
         mrr=event.mrr, renews_at=to_seconds(event.renews_at) if event.renews_at else None,
         cancel_reason=event.cancel_reason.value if event.cancel_reason else None,
+        billing_period_months=event.billing_period_months,
     )
     current = state.subscription
     is_newest = current is None or (at, event.event_id) > (current.as_of, current.event_id)
@@ -173,10 +182,27 @@ def _subscription(
         and before is not None
         and event.mrr < before
         and (before - event.mrr) >= config.revenue_churn.min_drop * before
+        and not _commitment(current, event, before, config)
     ):
         downgrade = Downgrade(at=at, event_id=event.event_id, from_mrr=before, to_mrr=event.mrr)
         update["downgrades"] = _insert(state.downgrades, downgrade, MAX_DOWNGRADES)
     return update
+
+
+def _commitment(current: Subscription | None, event: SubscriptionEvent, before: float, config: RulesConfig) -> bool:
+    """A longer billing period at a monthly price lower by at most the usual discount.
+
+    Moving from monthly to annual billing usually lowers the monthly price
+    (10-20% is common): the customer committed for longer, which is the
+    opposite of churn. A larger fall is still a downgrade (a cheaper tier
+    taken with the longer period). Without both billing periods nothing
+    can be told, and a fall counts as a downgrade.
+    """
+    previous = current.billing_period_months if current is not None else None
+    longer = event.billing_period_months
+    if previous is None or longer is None or longer <= previous:
+        return False
+    return before - event.mrr <= config.revenue_churn.commitment_max_discount * before
 
 
 _Timed = TypeVar("_Timed", Failure, TicketOpened, Sentiment, Downgrade, MrrChange)

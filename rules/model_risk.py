@@ -1,38 +1,69 @@
-"""Model risk: the online model's churn probability above a threshold, explained.
+"""Model risk: the customers the online model ranks riskiest, within a budget, explained.
 
-The model lives in the shell (it learns); the core receives it as a scorer, a
-function from features to a score, and keeps the score of the customer's
-last weekly snapshot in the state.
-The rule fires only once the model has learned from enough labels, and
-resolves below a lower bound so that a score at the threshold does not flap.
+The model lives in the shell (it learns); the core receives a read-only view
+of it (``ModelView``): a score for an observation, and where a stake ranks
+among the customers assessed in the last week. The state keeps the
+assessment of the customer's last weekly snapshot, and the rule judges that.
+
+The rule speaks only while the model has passed its gate (enough labels, and
+an online ROC AUC on its delayed labels above a floor): a model that is
+guessing stays quiet. Then, by default, it fires for the customers whose
+stake (probability x MRR: the revenue at stake) ranks in the top
+``budget_share`` of the week's assessments, because a support team has a
+capacity, not a threshold; an open episode lasts while the customer stays
+in the top ``clear_share``. ``selection = "threshold"`` fires on the
+probability instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from rules.condition import Condition, Rule
-from rules.config import RulesConfig
-from rules.features import DESCRIPTIONS
+from rules.config import ModelConfig, RulesConfig
+from rules.features import describe
 from rules.labels import churned
-from rules.state import CustomerState, Driver
+from rules.state import CustomerState, Driver, Observation, Risk
 from schemas.alert import RuleName, Severity
-
 
 
 class Score(NamedTuple):
     probability: float
-    ready: bool
+    warm: bool  # learned from enough labels for its scores to be kept and measured
+    ready: bool  # passed the gate: may alert
     drivers: tuple[Driver, ...]  # the features that pushed the score up most
+    feature_set: str  # the id of the feature set that gave it
+    raw: float | None = None  # before calibration
 
 
-# features, and whether to explain (drivers cost a sort; only snapshots need them)
-Scorer = Callable[[dict[str, float], bool], Score]
+class Rank(NamedTuple):
+    share: float  # of the week's assessments, the share with a higher stake
+    population: int  # how many were assessed in the week
+
+
+class ModelView(Protocol):
+    """What the core may ask of the model; asking changes nothing."""
+
+    def score(self, observation: Observation, explain: bool) -> Score: ...
+
+    def rank(self, stake: float, now: int) -> Rank | None: ...
+
+
+def stake(probability: float, mrr: float, config: ModelConfig) -> float:
+    """What the budget ranks: the revenue at stake, or the probability alone."""
+    return probability * mrr if config.rank_by == "revenue_at_stake" else probability
 
 
 def explain(drivers: tuple[Driver, ...]) -> str:
-    return "; ".join(f"{DESCRIPTIONS.get(d.name, d.name)} = {d.value:g}" for d in drivers)
+    return "; ".join(f"{describe(d.name)} = {d.value:.2f}" for d in drivers)
+
+
+def budget_shares(risk: Risk, config: ModelConfig) -> tuple[float, float]:
+    """(share that opens an episode, share that keeps one open), per ``budget_per_day`` if set."""
+    if config.budget_per_day > 0 and risk.population:
+        opening = min(1.0, config.budget_per_day * config.snapshot_every_days / risk.population)
+        return opening, min(1.0, opening * config.clear_share / config.budget_share)
+    return config.budget_share, config.clear_share
 
 
 def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition | None:
@@ -40,28 +71,48 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
     risk = state.risk
     if risk is None or not risk.ready or churned(state, now, config):
         return None
-    bound = model.clear_below if RuleName.MODEL_RISK in state.episodes else model.threshold
-    if risk.assessed < bound:
-        return None
+    is_open = RuleName.MODEL_RISK in state.episodes
+    if model.selection == "threshold":
+        if risk.assessed < (model.clear_below if is_open else model.threshold):
+            return None
+        why = f"Churn probability {risk.assessed:.0%} from the online model (threshold {model.threshold:.0%})"
+    else:
+        opening, keeping = budget_shares(risk, model)
+        if risk.rank is None or risk.rank >= (keeping if is_open else opening):
+            return None
+        why = (f"Among the riskiest {max(risk.rank, 0.001):.1%} of the {risk.population} customers assessed this"
+               f" week (alert budget: top {opening:.1%}); churn probability {risk.assessed:.0%}")
+    mrr = state.mrr_at(risk.assessed_at)
     return Condition(
         severity=Severity.HIGH if risk.assessed >= model.high_at else Severity.WARNING,
         opening_key=f"model-risk-from:{risk.assessed_at}",
         reasons=(
-            f"Churn probability {risk.assessed:.0%} from the online model",
+            why,
+            f"Revenue at stake {risk.assessed * mrr:.2f} (probability x MRR {mrr:.2f})",
             f"Pushed up most by: {explain(risk.drivers)}" if risk.drivers else "No single feature dominates",
         ),
         recommended_action="Check in within a week: the model sees the pattern of customers who left.",
         risk_score=round(risk.assessed, 4),
         evidence={
             "probability": round(risk.assessed, 4),
+            "mrr": mrr,
+            "revenue_at_stake": round(risk.assessed * mrr, 4),
+            "rank_share": None if risk.rank is None else round(risk.rank, 4),
+            "assessed_customers": risk.population,
             **{f"driver_{n}_{d.name}": round(d.value, 4) for n, d in enumerate(risk.drivers, 1)},
         },
     )
 
 
 def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
-    assessed = state.risk.assessed if state.risk else None
-    return f"Model churn probability fell to {assessed or 0.0:.0%}"
+    risk = state.risk
+    if risk is None:
+        return "No model assessment"
+    if not risk.ready:
+        return "The model went quiet: its online ROC AUC fell below the floor"
+    if config.model.selection == "threshold" or risk.rank is None:
+        return f"Model churn probability fell to {risk.assessed:.0%}"
+    return f"No longer among the riskiest customers (top {risk.rank:.1%}, probability {risk.assessed:.0%})"
 
 
 def _no_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:

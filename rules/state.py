@@ -73,6 +73,7 @@ class Subscription(_Fact):
     mrr: float
     renews_at: int | None = None
     cancel_reason: str | None = None
+    billing_period_months: int | None = None
 
 
 class MrrChange(_Fact):
@@ -81,12 +82,45 @@ class MrrChange(_Fact):
     mrr: float
 
 
+class Observation(_Fact):
+    """What the model may know of a customer at a moment, before it becomes features.
+
+    Raw counts, not model inputs: the model turns them into features with its
+    own vocabulary (which names get features of their own) when it scores or
+    learns, so a snapshot taken under one vocabulary still teaches a model
+    that has moved on to another.
+    """
+
+    # usage name -> (last 7 days, last 28 days, the 28 days before), raw counts
+    counts: dict[str, tuple[int, int, int]] = Field(default_factory=dict)
+    active_days_7: int = 0
+    active_days_28: int = 0
+    age_days: float = 0.0  # since the first usage: young accounts' windows are partly empty
+    tenure_days: float = 0.0  # since the subscription started (or the customer was first seen)
+    days_since_login: float | None = None
+    days_since_activity: float | None = None
+    failures_30d: int = 0
+    unpaid_failures: int = 0
+    tickets_14d: int = 0
+    sentiment_14d: float | None = None
+    mrr: float = 0.0
+    downgrades_30d: int = 0
+
+
 class Snapshot(_Fact):
-    """The model's features at a moment, waiting for their label."""
+    """A customer's observation at a moment, waiting for its label.
+
+    ``feature_set`` names the feature set that scored it. Snapshots written
+    by earlier versions hold a bare vector in ``values`` (feature set
+    ``v1``) and no observation; the model skips them when they are labelled.
+    """
 
     taken_at: int
-    values: tuple[float, ...]  # in rules.features.FEATURE_NAMES order
+    feature_set: str = "v1"
+    observation: Observation | None = None
+    values: tuple[float, ...] = ()  # v1 only
     probability: float | None = None  # the model's score when taken
+    raw: float | None = None  # the same before calibration: what calibration learns from
 
 
 class Driver(_Fact):
@@ -108,8 +142,13 @@ class Risk(_Fact):
 
     assessed: float
     assessed_at: int
-    ready: bool = False  # the model had learned from enough labels
+    ready: bool = False  # the model had passed its gate (labels, online ROC AUC)
     drivers: tuple[Driver, ...] = ()
+    stake: float = 0.0  # what the budget ranks: probability x MRR, or the probability
+    # Share of the customers assessed in the last week whose stake was higher:
+    # 0.01 is the top 1%. None when too few were assessed to rank against.
+    rank: float | None = None
+    population: int = 0  # how many were assessed that week
 
 
 class Episode(_Fact):
@@ -127,7 +166,8 @@ class CustomerState(BaseModel):
     customer_id: str
     first_seen_at: int
     last_event_at: int
-    # Day number (days since 1970-01-01 UTC) -> usage kind -> summed quantity.
+    # Day number (days since 1970-01-01 UTC) -> usage name -> summed quantity.
+    # A name is the usage kind, or ``kind:feature`` (schemas.events.usage_name).
     activity: dict[int, dict[str, int]] = Field(default_factory=dict)
     last_login_at: int | None = None
     first_activity_at: int | None = None

@@ -7,7 +7,10 @@ Choices that publishers should know (also in the README):
 
 * Unknown fields are rejected (``extra="forbid"``): a misspelt optional field
   would otherwise vanish silently and the rules would see a default instead.
-  New fields come with a new ``schema_version``.
+  New fields come with a new ``schema_version``: version 2 added
+  ``billing_period_months`` to subscription events. Workers accept every
+  version; an event that uses a field newer than the version it declares is
+  refused, so a publisher learns of the mismatch instead of a rule guessing.
 * Times must carry a timezone (RFC 3339 with ``Z`` or an offset); a naive time
   is ambiguous by hours, which matters to rules measured in days.
 * Numbers and times are not coerced: ``"amount": "9.99"`` or a Unix timestamp
@@ -23,7 +26,8 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # what an event declares unless it uses a newer field
+LATEST_SCHEMA_VERSION = 2
 
 MAX_ID_CHARS = 256
 NonEmptyId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"\S")]
@@ -48,7 +52,8 @@ class _EventBase(BaseModel):
     event_id: NonEmptyId = Field(description="Unique per event; a repeated id is ignored.")
     customer_id: NonEmptyId = Field(description="Also the Kafka message key.")
     occurred_at: EventTime = Field(description="Event time, RFC 3339 with timezone.")
-    schema_version: Literal[1] = Field(default=SCHEMA_VERSION)
+    schema_version: Literal[1, 2] = Field(
+        default=SCHEMA_VERSION, description="1, or 2 for the fields added in version 2.")
 
 
 class UsageKind(StrEnum):
@@ -61,7 +66,12 @@ class UsageKind(StrEnum):
 
 
 class UsageEvent(_EventBase):
-    """Product activity; logins and purchases drive the disengagement rule."""
+    """Product activity; logins and purchases drive the disengagement rule.
+
+    ``feature`` carries the product's own name for what was done (``like``,
+    ``export_report``, ...): the model learns from these names, discovered
+    from the data, so a product's vocabulary need not fit a fixed list.
+    """
 
     type: Literal["usage"] = "usage"
     kind: UsageKind
@@ -160,6 +170,17 @@ class SubscriptionEvent(_EventBase):
     previous_mrr: Money | None = None
     renews_at: EventTime | None = None
     cancel_reason: CancelReason | None = None
+    billing_period_months: Annotated[Count, Field(ge=1, le=120)] | None = Field(
+        default=None,
+        description="Months billed at once (1 monthly, 12 annual); since schema_version 2. A move to a "
+                    "longer period at a lower monthly price is a commitment, not a downgrade.",
+    )
+
+    @model_validator(mode="after")
+    def _version_has_field(self) -> SubscriptionEvent:
+        if self.billing_period_months is not None and self.schema_version < 2:
+            raise ValueError("billing_period_months needs schema_version 2")
+        return self
 
 
 Event: TypeAlias = Annotated[
@@ -175,6 +196,16 @@ EVENT_MODELS: dict[str, type[_EventBase]] = {
 }
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def usage_name(kind: str, feature: str | None) -> str:
+    """The name a usage event is counted under: its kind, and the product's own name when given.
+
+    ``kind:feature`` keeps the kind readable from the name (the disengagement
+    rule counts purchases of any feature), and two kinds that share a feature
+    name stay apart.
+    """
+    return f"{kind}:{feature}" if feature else kind
 
 
 def parse_event(raw: bytes | str) -> UsageEvent | PaymentEvent | TicketEvent | SubscriptionEvent:

@@ -36,12 +36,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
 from rules.clock_math import iso, to_seconds
-from rules.features import features
+from rules.features import inputs, observe
 from rules.engine import Transition, is_future
 from schemas.dead_letter import DeadLetter, RejectReason
 from schemas.events import MAX_ID_CHARS
 from schemas.intake import Rejection, decode_event, describe
-from stream_app.churn_model import ChurnModel
+from stream_app.model import ChurnModel
 from stream_app.clock import Clock, Progress, make_clock
 from stream_app.due_index import DueIndex
 from stream_app.http_limits import web_application_options
@@ -226,7 +226,7 @@ class Processor:
             await self._dead_letter(message_event, Rejection(RejectReason.FUTURE_EVENT, error))
             return
         now = self.clock.for_event(decoded.occurred_at)
-        transition = apply_event(self._state(decoded.customer_id), decoded, now, self.rules, self.model.score)
+        transition = apply_event(self._state(decoded.customer_id), decoded, now, self.rules, self.model)
         counted = transition.outcome is not Outcome.DUPLICATE
         self.clock.observe(source, message.offset, decoded.occurred_at if counted else None)
         self.metrics.events.labels(decoded.type, transition.outcome.value).inc()
@@ -285,7 +285,7 @@ class Processor:
         customer_id = (key or b"").decode("utf-8", "replace")
         state = self._state(customer_id)
         if state is not None:
-            await self._take(customer_id, evaluate(state, now, self.rules, self.model.score), partition)
+            await self._take(customer_id, evaluate(state, now, self.rules, self.model), partition)
 
     async def _take(self, customer_id: str, transition: Transition, partition: int) -> None:
         if transition.outcome is not Outcome.DUPLICATE and transition.state is not None:
@@ -293,13 +293,15 @@ class Processor:
             self.index.set(customer_id, transition.state.next_due_at, partition)
             if transition.alerts:
                 self.metrics.episodes(customer_id, [e.severity for e in transition.state.episodes.values()])
-        for example in transition.labelled:
-            self.model.learn(example)
-        if transition.labelled:
-            self.metrics.model(self.model.summary())
+        # Alerts first: nothing the model does may hold them back or lose them.
         for alert in transition.alerts:
             await self.alerts.send(key=alert.customer_id.encode(), value=alert.model_dump_json().encode())
             self.metrics.alert(alert)
+        failed = self.model.absorb(transition.assessed, transition.labelled)
+        if failed:
+            self.metrics.learning_failures.inc(failed)
+        if transition.labelled:
+            self.metrics.model(self.model.summary())
 
     async def checkpoint(self) -> None:
         """Save the model, so a restart does not reset its learning."""
@@ -341,7 +343,8 @@ class Processor:
         if state is None:
             return None
         risk = state.risk
-        values = features(state, state.last_event_at)
+        observation = observe(state, state.last_event_at)
+        values = {name: round(value, 4) for name, value in inputs(observation, self.model.feature_set).items()}
         return {
             "customer_id": customer_id,
             "first_seen_at": iso(state.first_seen_at),
@@ -352,11 +355,12 @@ class Processor:
             "cancelled_at": iso(state.cancelled_at),
             "features": values,
             "risk": {
-                # Scored now, from the features as of the customer's last event.
-                "probability": round(self.model.score(values).probability, 4),
+                # Scored now, from what was known at the customer's last event.
+                "probability": round(self.model.score(observation).probability, 4),
                 "model_ready": self.model.ready,
                 "assessed": None if risk is None else risk.assessed,
                 "assessed_at": None if risk is None else iso(risk.assessed_at),
+                "rank_share": None if risk is None else risk.rank,
             },
             "open_episodes": [
                 {"rule": rule.value, "alert_id": e.alert_id, "severity": e.severity.value,

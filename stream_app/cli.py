@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from rules.config import RulesFileError
+from stream_app.backtest.warehouse import LayoutError
 from stream_app.settings import SettingsError
 
 
@@ -97,6 +98,97 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rules import load_rules
+    from stream_app.backtest.chart import draw
+    from stream_app.backtest.reference import offline_reference
+    from stream_app.backtest.run import as_json, budget_curve, format_report, jsonl_events, lift_by_decile, run_backtest
+    from stream_app.backtest.warehouse import Export, find_files, load_layout
+    from stream_app.simulator import read_truth
+
+    config = load_rules(Path(args.rules) if args.rules else None)
+    end = _moment(args.end, "--end")
+    start = _moment(args.start, "--from")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    rejected: dict[str, int] = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        if args.jsonl:
+            if not args.truth:
+                raise SystemExit("churnwatch: --jsonl needs --truth (who churned, and when)")
+            source = Path(args.jsonl)
+            name = source.name
+            reading = progress.add_task(f"replaying {name}", total=source.stat().st_size)
+            truth = read_truth(Path(args.truth))
+            events = jsonl_events(source, rejected, lambda done: progress.update(reading, completed=done))
+            report = None
+        else:
+            directory = Path(args.export) if args.export else None
+            events_file = Path(args.events) if args.events else None
+            subscriptions_file = Path(args.subscriptions) if args.subscriptions else None
+            if directory is not None:
+                found_events, found_subscriptions = find_files(directory)
+                events_file = events_file or found_events
+                subscriptions_file = subscriptions_file or found_subscriptions
+            if events_file is None:
+                raise SystemExit("churnwatch: give an export directory, or --events (and --subscriptions)")
+            name = (directory or events_file).name
+            export = Export(events_file, subscriptions_file, load_layout(Path(args.mapping) if args.mapping else None),
+                            end)
+            reading = progress.add_task(f"reading and sorting {events_file.name}", total=events_file.stat().st_size)
+            events = export.events(lambda done: progress.update(reading, completed=done))
+            truth, report, end = export.truth, export.report, end or export.report.end
+        replaying = progress.add_task("replaying", total=None, visible=False)
+        first: list[datetime] = []  # the first event's time, once seen
+
+        def on_day(moment: datetime) -> None:
+            """Progress in days of history replayed (an export's file is all read by then)."""
+            if end is None:
+                return
+            if not first:
+                first.append(moment)
+                progress.update(reading, completed=progress.tasks[reading].total)
+                progress.update(replaying, total=max(1.0, (end - moment).total_seconds() / 86_400), visible=True,
+                                description=f"replaying {name}, {moment:%Y-%m-%d} to {end:%Y-%m-%d}")
+            progress.update(replaying, completed=(moment - first[0]).total_seconds() / 86_400)
+
+        result = run_backtest(name, events, truth, config, start, end, on_day, report)
+        result.rejected_lines = rejected
+        progress.add_task("scoring", total=None)
+        reference = None if args.no_reference else offline_reference(result.snapshots)
+        curve = budget_curve(result)
+        deciles = lift_by_decile(result)
+    with (out / "alerts.jsonl").open("w", encoding="utf-8") as alerts:
+        for alert in result.alerts:
+            alerts.write(alert.model_dump_json() + "\n")
+    with (out / "snapshots.jsonl").open("w", encoding="utf-8") as snapshots:
+        for snap in result.snapshots:
+            snapshots.write(json.dumps({"customer_id": snap.customer_id, "taken_at": snap.taken_at,
+                                        "probability": snap.probability, "label": snap.label}) + "\n")
+    (out / "report.json").write_text(as_json(result, reference, curve, deciles) + "\n", encoding="utf-8")
+    print(format_report(result, reference))
+    chart = draw(result, curve, deciles, out / "backtest.png")
+    print(f"alerts, snapshots, report.json and the chart in {out}/" if isinstance(chart, Path)
+          else f"alerts, snapshots and report.json in {out}/; no chart: {chart}")
+    return 0
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """A date or time from the command line; a date alone is midnight UTC."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"churnwatch: {option} takes a date or an RFC 3339 time, not {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from stream_app.simulator import simulate, write_simulation
 
@@ -159,6 +251,29 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--truth", help="truth file (from simulate): print a scorecard of the alerts")
     replay.set_defaults(run=_replay)
 
+    backtest = commands.add_parser(
+        "backtest", help="replay a customer base's history through the core and score the alerts against it",
+        description="Replay a warehouse export (events and subscriptions CSV, gzip or not; ChurnSim's columns "
+                    "by default, others through --mapping) or a churnwatch event file (--jsonl, with --truth) "
+                    "through the same core and model as the worker, then print per rule alerts, precision, "
+                    "recall, lift over a random alert, lead time and alerts after churn; the model's online "
+                    "ROC AUC; and an offline reference model on the same snapshots. Writes alerts, snapshots, "
+                    "report.json and a chart (PNG) to --out.")
+    backtest.add_argument("export", nargs="?", help="directory with events.csv[.gz] and subscriptions.csv[.gz]")
+    backtest.add_argument("--events", help="the events CSV (account, time, event name, value)")
+    backtest.add_argument("--subscriptions", help="the subscriptions CSV (account, product, start, end, mrr, ...)")
+    backtest.add_argument("--mapping", help="column mapping (TOML); see the README, 'Backtest on your own export'")
+    backtest.add_argument("--jsonl", help="a churnwatch event file instead of an export")
+    backtest.add_argument("--truth", help="with --jsonl: who churned and when (as churnwatch simulate writes)")
+    backtest.add_argument("--end", help="where the data ends (default: the latest subscription period start, "
+                                        "or the last event); later events are left out")
+    backtest.add_argument("--from", dest="start", help="judge alerts from this date (default: 45 days after "
+                                                       "the first event)")
+    backtest.add_argument("--rules", help="rules file (default: the built-in defaults)")
+    backtest.add_argument("--out", default="backtest-out", help="directory for the results (default: %(default)s)")
+    backtest.add_argument("--no-reference", action="store_true", help="skip the offline reference model")
+    backtest.set_defaults(run=_backtest)
+
     simulate = commands.add_parser("simulate", help="write a simulated customer base with known outcomes")
     simulate.add_argument("--customers", type=int, default=1000)
     simulate.add_argument("--days", type=int, default=120)
@@ -187,6 +302,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, SettingsError) as exc:
         print(f"churnwatch: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    except RulesFileError as exc:
+    except (RulesFileError, LayoutError) as exc:
         print(f"churnwatch: {exc}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ from rules import load_rules
 from schemas.alert import Alert, AlertStatus
 from schemas.dead_letter import DeadLetter
 from schemas.events import Event
-from stream_app.churn_model import ChurnModel
+from stream_app.model import ChurnModel
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from stream_app.publisher import EventPublisher, publish_paced
 from stream_app.scorecard import format_scorecard, score_alerts

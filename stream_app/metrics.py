@@ -48,6 +48,14 @@ class Metrics:
                                "classes were scored)", registry=registry)
         self.model_log_loss = Gauge("churnwatch_model_log_loss", "Online log loss on delayed labels",
                                     registry=registry)
+        self.learning_failures = Counter("churnwatch_model_learning_failures", "Labels the model failed to "
+                                         "learn from (logged; their messages and alerts went through)",
+                                         registry=registry)
+        self.model_gate = Gauge("churnwatch_model_gate_open", "1 while model_risk may alert: enough labels "
+                                "and a recent online ROC AUC above the floor", registry=registry)
+        self.model_recent_auc = Gauge("churnwatch_model_recent_roc_auc", "ROC AUC of the current model on "
+                                      "its recent delayed labels, scored before learning them (the gate's)",
+                                      registry=registry)
         self.model_labels = Gauge("churnwatch_model_labels", "Labels the model has learned from, by label",
                                   ["label"], registry=registry)
         self._severity_of: dict[str, Severity] = {}
@@ -73,7 +81,9 @@ class Metrics:
             self.at_risk.labels(new.value).inc()
 
     def model(self, summary: dict[str, object]) -> None:
-        for gauge, key in ((self.model_auc, "roc_auc"), (self.model_log_loss, "log_loss")):
+        self.model_gate.set(1.0 if summary.get("ready") else 0.0)
+        for gauge, key in ((self.model_auc, "roc_auc"), (self.model_log_loss, "log_loss"),
+                           (self.model_recent_auc, "recent_roc_auc")):
             value = summary.get(key)
             gauge.set(value if isinstance(value, float) else float("nan"))
         for label in ("negative", "positive"):

@@ -17,10 +17,12 @@ from typing import NamedTuple
 from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
 from rules.clock_math import iso, to_datetime, to_seconds
 from rules.engine import Transition, is_future
+from rules.labels import Labelled
+from schemas.events import Event
 from schemas.alert import Alert
 from schemas.dead_letter import RejectReason
 from schemas.intake import Rejection, validate_event
-from stream_app.churn_model import ChurnModel
+from stream_app.model import ChurnModel
 from stream_app.due_index import DueIndex
 
 
@@ -70,27 +72,34 @@ class Replay:
         future_reference: datetime | None = None,
         model: ChurnModel | None = None,
         on_score: Callable[[ScoreLine], None] | None = None,
+        on_labelled: Callable[[Labelled], None] | None = None,
     ) -> None:
         """``future_reference``: events beyond it (plus the allowed skew) are rejected
         as from the future; the CLI passes the wall clock, tests a fixed time.
         ``model`` learns from the labels as they resolve (a new one if None);
         ``on_score`` receives each snapshot's score once labelled, and the
-        unlabelled ones at the end."""
+        unlabelled ones at the end; ``on_labelled`` each labelled snapshot whole."""
         self.config = config
         self.future_reference = future_reference
         self.model = model if model is not None else ChurnModel(config.model)
         self.on_score = on_score
+        self.on_labelled = on_labelled
         self.on_alert = on_alert
         self.states: dict[str, CustomerState] = {}
         self.index = DueIndex()
         self.summary = ReplaySummary()
 
     def feed(self, line: bytes | str) -> None:
+        """One line of an event file: validated, then applied like any event."""
         self.summary.lines += 1
         event = validate_event(line)
         if isinstance(event, Rejection):
             self.summary.rejected[event.reason.value] += 1
             return
+        self.feed_event(event)
+
+    def feed_event(self, event: Event) -> None:
+        """One validated event, in time order."""
         watermark = self.summary.watermark
         if is_future(event, self.future_reference, self.config):
             self.summary.rejected[RejectReason.FUTURE_EVENT.value] += 1
@@ -100,7 +109,7 @@ class Replay:
         now = max(watermark or event.occurred_at, event.occurred_at)
         self.sweep(now)
         transition = apply_event(self.states.get(event.customer_id), event, event.occurred_at,
-                                 self.config, self.model.score)
+                                 self.config, self.model)
         self.summary.outcomes[transition.outcome] += 1
         if transition.outcome is not Outcome.DUPLICATE:
             self.summary.watermark = now
@@ -115,7 +124,7 @@ class Replay:
             entry = due[0]
             self.summary.sweep_evaluations += 1
             transition = evaluate(self.states[entry.customer_id], to_datetime(entry.due_at),
-                                  self.config, self.model.score)
+                                  self.config, self.model)
             self._take(entry.customer_id, transition)
 
     def finish(self, until: datetime | None = None) -> ReplaySummary:
@@ -137,10 +146,12 @@ class Replay:
         for alert in transition.alerts:
             self.summary.alerts[(alert.rule.value, alert.status.value)] += 1
             self.on_alert(alert)
+        self.model.absorb(transition.assessed, transition.labelled)
         for example in transition.labelled:
-            self.model.learn(example)
             if self.on_score is not None:
                 self.on_score(ScoreLine(customer_id, iso(example.taken_at), example.probability, example.label))
+            if self.on_labelled is not None:
+                self.on_labelled(example)
 
 
 def replay_lines(

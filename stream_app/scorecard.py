@@ -1,10 +1,21 @@
-"""The scorecard: how well alerts foretold churn, against a simulation's truth.
+"""The scorecard: how well alerts foretold churn, against known outcomes.
 
-An alert counts once per episode (its opening). It is a hit if the customer
-churned within the horizon (30 days) after it; an alert after the customer
-had already churned is counted apart (it came too late to help). The base
-rate is the chance that an active customer churns in the next 30 days, from
-the truth's customer-days at risk; lift is precision over that rate.
+Definitions (the same for the demo, ``replay --truth`` and ``backtest``):
+
+* an *alert* is an episode's opening (a firing alert of sequence 0);
+  escalations and resolutions are not new alerts. An alert at or after the
+  customer's churn is counted apart ("after churn"): it came too late;
+* a customer's alerts of one rule within one horizon (30 days) are one
+  *episode* (for "any rule", alerts of all rules);
+* *precision* is over the episodes judged: those that started in
+  ``[start, end - horizon]``, whose horizon is known. A *hit* is an episode
+  followed by the customer's churn within the horizon;
+* *recall* is over the customers who churned in ``[start, end)``: the share
+  with an episode in the horizon before their churn; *lead* is the median
+  days from that first episode to the churn;
+* the *base rate* is the precision of a coin: the chance that a random active
+  customer (joined, not yet gone) on a random day of the judged period churns
+  within the horizon; *lift* is precision over it.
 """
 
 from __future__ import annotations
@@ -23,8 +34,9 @@ ALL_RULES = "any rule"
 @dataclass(frozen=True)
 class RuleScore:
     rule: str
-    alerts: int  # episode openings before churn (or for customers who stayed)
-    hits: int  # ... followed by churn within the horizon
+    alerts: int  # openings before churn (or for customers who stayed)
+    episodes_judged: int
+    hits: int  # judged episodes followed by churn within the horizon
     after_churn: int
     churners_caught: int
     churners: int
@@ -32,7 +44,7 @@ class RuleScore:
 
     @property
     def precision(self) -> float | None:
-        return self.hits / self.alerts if self.alerts else None
+        return self.hits / self.episodes_judged if self.episodes_judged else None
 
     @property
     def recall(self) -> float | None:
@@ -44,12 +56,17 @@ class Scorecard:
     rules: tuple[RuleScore, ...]
     customers: int
     churners: int
-    base_rate: float  # P(an active customer churns within the horizon)
+    base_rate: float
     horizon_days: int
+    start: datetime
+    end: datetime
 
     def lift(self, score: RuleScore) -> float | None:
         precision = score.precision
         return precision / self.base_rate if precision is not None and self.base_rate else None
+
+    def by_rule(self, rule: str) -> RuleScore | None:
+        return next((s for s in self.rules if s.rule == rule), None)
 
 
 def score_alerts(
@@ -57,52 +74,89 @@ def score_alerts(
 ) -> Scorecard:
     horizon = timedelta(days=horizon_days)
     by_customer = {t.customer_id: t for t in truth}
-    openings = [a for a in alerts if a.status is AlertStatus.FIRING and a.sequence == 0]
-    churners = {t.customer_id for t in by_customer.values() if t.churned}
-    at_risk_days = sum(((t.churned_at or end) - start).total_seconds() / 86_400 for t in by_customer.values())
-    base_rate = min(1.0, len(churners) / at_risk_days * horizon_days) if at_risk_days > 0 else 0.0
+    openings = sorted((a for a in alerts if a.status is AlertStatus.FIRING and a.sequence == 0),
+                      key=lambda a: (a.triggered_at, a.customer_id, a.rule.value))
+    churners = churn_times(by_customer.values(), start, end)
     rules = sorted({a.rule.value for a in openings})
-    scores = [_score(rule, [a for a in openings if a.rule.value == rule], by_customer, churners, horizon)
+    scores = [score_openings(rule, [(a.customer_id, a.triggered_at) for a in openings if a.rule.value == rule],
+                             by_customer, churners, horizon, start, end)
               for rule in rules]
-    scores.append(_score(ALL_RULES, openings, by_customer, churners, horizon))
-    return Scorecard(tuple(scores), len(by_customer), len(churners), base_rate, horizon_days)
+    scores.append(score_openings(ALL_RULES, [(a.customer_id, a.triggered_at) for a in openings],
+                                 by_customer, churners, horizon, start, end))
+    return Scorecard(tuple(scores), len(by_customer), len(churners),
+                     base_rate(by_customer.values(), start, end, horizon), horizon_days, start, end)
 
 
-def _score(rule: str, openings: list[Alert], truth: dict[str, Truth], churners: set[str],
-           horizon: timedelta) -> RuleScore:
-    alerts = hits = after = 0
-    caught: set[str] = set()
-    leads: list[float] = []
-    for alert in openings:
-        fact = truth.get(alert.customer_id)
+def base_rate(truth: Iterable[Truth], start: datetime, end: datetime, horizon: timedelta) -> float:
+    """P(a random active customer on a random judged day churns within the horizon)."""
+    facts = [(t.since, t.churned_at) for t in truth]
+    seen = hits = 0
+    day = start
+    while day + horizon <= end:
+        for since, churned_at in facts:
+            if (since is not None and since > day) or (churned_at is not None and churned_at <= day):
+                continue  # not yet a customer, or already gone
+            seen += 1
+            hits += churned_at is not None and churned_at - day <= horizon
+        day += timedelta(days=1)
+    return hits / seen if seen else 0.0
+
+
+def churn_times(truth: Iterable[Truth], start: datetime, end: datetime) -> dict[str, datetime | None]:
+    """The customers who churned in ``[start, end)``: recall's denominator."""
+    return {t.customer_id: t.churned_at for t in truth
+            if t.churned_at is not None and start <= t.churned_at < end}
+
+
+def score_openings(rule: str, openings: list[tuple[str, datetime]], truth: dict[str, Truth],
+                   churners: dict[str, datetime | None], horizon: timedelta, start: datetime,
+                   end: datetime) -> RuleScore:
+    """Score (customer, time) openings in time order, as defined above."""
+    after = 0
+    episodes: list[tuple[str, datetime]] = []
+    last: dict[str, datetime] = {}
+    for customer_id, triggered_at in openings:
+        fact = truth.get(customer_id)
         churned_at = fact.churned_at if fact else None
-        if churned_at is not None and alert.triggered_at > churned_at:
+        if churned_at is not None and triggered_at >= churned_at:
             after += 1
             continue
-        alerts += 1
-        if churned_at is not None and churned_at - alert.triggered_at <= horizon:
-            hits += 1
-            caught.add(alert.customer_id)
-            leads.append((churned_at - alert.triggered_at).total_seconds() / 86_400)
-    return RuleScore(rule, alerts, hits, after, len(caught), len(churners),
+        previous = last.get(customer_id)
+        if previous is not None and triggered_at - previous < horizon:
+            continue  # the same problem, still within its horizon
+        last[customer_id] = triggered_at
+        episodes.append((customer_id, triggered_at))
+    judged = [(c, t) for c, t in episodes if start <= t and t + horizon <= end]
+    hits = 0
+    for customer, at in judged:
+        fact = truth.get(customer)
+        hits += fact is not None and fact.churned_at is not None and fact.churned_at - at <= horizon
+    warned: dict[str, datetime] = {}
+    for customer, at in episodes:
+        churned_at = churners.get(customer)
+        if churned_at is not None and churned_at - horizon <= at < churned_at and customer not in warned:
+            warned[customer] = at
+    leads = [(churners[c] - at).total_seconds() / 86_400 for c, at in warned.items()]  # type: ignore[operator]
+    return RuleScore(rule, len(openings) - after, len(judged), hits, after, len(warned), len(churners),
                      round(statistics.median(leads), 1) if leads else None)
 
 
 def format_scorecard(card: Scorecard, model_auc: float | None = None) -> str:
     def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0%}"
+        return "-" if value is None else f"{value:.1%}"
 
     lines = [
-        f"scorecard: {card.customers} customers, {card.churners} churned; base rate of churn within "
-        f"{card.horizon_days} days for an active customer {card.base_rate:.1%}",
-        f"  {'rule':<18}{'alerts':>7}{'hits':>6}{'precision':>10}{'lift':>6}{'recall':>8}"
+        f"scorecard: {card.customers} customers, {card.churners} churned between {card.start:%Y-%m-%d} and "
+        f"{card.end:%Y-%m-%d}; a random active customer on a random day churns within {card.horizon_days} "
+        f"days {card.base_rate:.1%} of the time",
+        f"  {'rule':<18}{'alerts':>7}{'judged':>8}{'hits':>6}{'precision':>10}{'lift':>7}{'recall':>8}"
         f"{'lead (d)':>10}{'after churn':>13}",
     ]
     for s in card.rules:
         lift = card.lift(s)
         lines.append(
-            f"  {s.rule:<18}{s.alerts:>7}{s.hits:>6}{pct(s.precision):>10}"
-            f"{'-' if lift is None else f'{lift:.1f}x':>6}{pct(s.recall):>8}"
+            f"  {s.rule:<18}{s.alerts:>7}{s.episodes_judged:>8}{s.hits:>6}{pct(s.precision):>10}"
+            f"{'-' if lift is None else f'{lift:.1f}x':>7}{pct(s.recall):>8}"
             f"{'-' if s.median_lead_days is None else s.median_lead_days:>10}{s.after_churn:>13}"
         )
     if model_auc is not None:

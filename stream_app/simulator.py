@@ -44,15 +44,23 @@ ARCHETYPES: tuple[Archetype, ...] = (
 
 @dataclass(frozen=True)
 class Truth:
+    """What became of a customer: the scorecard's ground truth.
+
+    ``since`` is when they became a customer (None: before the data began);
+    the base rate counts a customer as active only from then.
+    """
+
     customer_id: str
     archetype: str
     churned: bool
     churned_at: datetime | None
+    since: datetime | None = None
 
     def to_json(self) -> str:
         return json.dumps({
             "customer_id": self.customer_id, "archetype": self.archetype, "churned": self.churned,
             "churned_at": self.churned_at.isoformat() if self.churned_at else None,
+            "since": self.since.isoformat() if self.since else None,
         })
 
 
@@ -200,7 +208,8 @@ def simulate(customers: int, days: int, seed: int, start: datetime = DEFAULT_STA
         customer = _Customer(n, archetype, days, random.Random(rng.getrandbits(64)), start)
         events.extend(customer.events())
         churned_at = customer._at(customer.churn_day) if customer.churn_day is not None else None
-        truth.append(Truth(customer.id, archetype.name, churned_at is not None, churned_at))
+        since = customer._at(customer.joined) if customer.joined > 0 else None
+        truth.append(Truth(customer.id, archetype.name, churned_at is not None, churned_at, since))
     events.sort(key=lambda e: (e.occurred_at, e.event_id))
     return events, truth
 
@@ -217,7 +226,8 @@ def read_truth(path: Path) -> list[Truth]:
         if line.strip():
             doc = json.loads(line)
             churned_at = datetime.fromisoformat(doc["churned_at"]) if doc.get("churned_at") else None
-            out.append(Truth(doc["customer_id"], doc["archetype"], bool(doc["churned"]), churned_at))
+            since = datetime.fromisoformat(doc["since"]) if doc.get("since") else None
+            out.append(Truth(doc["customer_id"], doc.get("archetype", ""), bool(doc["churned"]), churned_at, since))
     return out
 
 

@@ -20,9 +20,9 @@ def _id(prefix: str) -> str:
 
 
 def usage(at: datetime, kind: str = "purchase", quantity: int = 1, customer: str = "c1",
-          event_id: str | None = None) -> UsageEvent:
+          event_id: str | None = None, feature: str | None = None) -> UsageEvent:
     return UsageEvent(event_id=event_id or _id(kind), customer_id=customer, occurred_at=at,
-                      kind=kind, quantity=quantity)
+                      kind=kind, quantity=quantity, feature=feature)
 
 
 def login(at: datetime, customer: str = "c1") -> UsageEvent:
@@ -49,6 +49,9 @@ def ticket(at: datetime, action: str = "opened", customer: str = "c1", ticket_id
 
 
 def subscription(at: datetime, mrr: float, action: str = "plan_changed", customer: str = "c1",
-                 previous_mrr: float | None = None, plan: str = "pro") -> SubscriptionEvent:
+                 previous_mrr: float | None = None, plan: str = "pro",
+                 billing_period_months: int | None = None) -> SubscriptionEvent:
     return SubscriptionEvent(event_id=_id("sub"), customer_id=customer, occurred_at=at,
-                             action=action, plan=plan, mrr=mrr, previous_mrr=previous_mrr)
+                             action=action, plan=plan, mrr=mrr, previous_mrr=previous_mrr,
+                             billing_period_months=billing_period_months,
+                             schema_version=1 if billing_period_months is None else 2)

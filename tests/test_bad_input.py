@@ -158,7 +158,9 @@ def test_every_message_is_processed_or_dead_lettered_with_its_reason(
         loop.close()
     rejected = {where: reason for where, reason in sent.items() if reason is not None}
     valid = len(sent) - len(rejected)
-    assert len(sent) >= CASES * 0.9 and valid >= 200 and len(set(rejected.values())) >= 5, Counter(rejected.values())
+    # About 11% of the generated messages are valid (220 of 2,000 on average; 197 seen): enough that the
+    # worker must process valid events in between the bad ones, whatever the draw.
+    assert len(sent) >= CASES * 0.9 and valid >= 120 and len(set(rejected.values())) >= 5, Counter(rejected.values())
 
     letters = asyncio.run(collect(config.bootstrap_servers, config.topic_dead_letters,
                                   lambda rs: len(rs) >= len(rejected), WAIT_S, until=worker.dead))

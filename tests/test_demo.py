@@ -32,7 +32,7 @@ def test_a_short_demo_reports_alerts_and_a_scorecard_and_leaves_nothing_running(
     assert result.returncode == 0, out
     assert re.search(r"FIRING +(warning|high|critical) +p\d+ +cust-\d{6}", out), out
     assert "scorecard: 60 customers" in out, out
-    any_rule = re.search(r"any rule +(\d+) +(\d+) +(\d+)%", out)
+    any_rule = re.search(r"any rule +(\d+) +(\d+) +(\d+) +([\d.]+)%", out)
     assert any_rule and int(any_rule.group(1)) > 0, out
     read = re.search(r"(\d+) alerts read back .* worker read (\d+) events", out)
     assert read and int(read.group(1)) > 0, out

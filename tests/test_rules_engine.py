@@ -228,6 +228,28 @@ def test_an_upgrade_is_not_revenue_churn() -> None:
     assert alerts == []
 
 
+@pytest.mark.parametrize(
+    ("before_period", "after_period", "after_mrr", "downgrade"),
+    [
+        (1, 12, 90, False),  # annual at 10% off: a commitment
+        (1, 6, 75, False),  # exactly the largest discount that still counts as one
+        (1, 12, 50, True),  # a cheaper tier taken with the longer period
+        (12, 1, 90, True),  # back to monthly at a lower price
+        (1, 1, 90, True),  # same period, lower price: a seat or tier decrease
+        (None, 12, 90, True),  # the old period unknown: nothing can be told
+    ],
+)
+def test_a_longer_commitment_at_a_lower_monthly_price_is_not_a_downgrade(
+    before_period: int | None, after_period: int, after_mrr: float, downgrade: bool
+) -> None:
+    state, alerts = run([
+        subscription(day(0), 100, action="started", billing_period_months=before_period),
+        subscription(day(5), after_mrr, previous_mrr=100, billing_period_months=after_period),
+    ])
+    assert [a.rule for a in alerts] == ([RuleName.REVENUE_CHURN] if downgrade else [])
+    assert state.subscription is not None and state.subscription.billing_period_months == after_period
+
+
 # --- time, duplicates, determinism ----------------------------------------------
 
 

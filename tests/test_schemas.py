@@ -64,7 +64,9 @@ def test_round_trip_is_lossless() -> None:
         ("usage", {"amount": -0.01}, "amount"),
         ("usage", {"currency": "euro"}, "currency"),
         ("usage", {"colour": "red"}, "colour"),  # unknown fields are rejected
-        ("usage", {"schema_version": 2}, "schema_version"),
+        ("usage", {"schema_version": 3}, "schema_version"),
+        ("subscription", {"billing_period_months": 12}, "billing_period_months"),  # needs version 2
+        ("subscription", {"schema_version": 2, "billing_period_months": 0}, "billing_period_months"),
         ("payment", {"amount": -1}, "amount"),
         ("payment", {"failure_reason": "bad_luck"}, "failure_reason"),
         ("payment", {"status": "pending"}, "status"),
