@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.churnwatch-installed
 
-.PHONY: demo test bench soak audit install lock clean
+.PHONY: demo test bench soak eval audit install lock clean
 
 install: $(STAMP)
 
@@ -30,11 +30,17 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .hypothesis *.egg-info eval-out backtest-out
 
 # Benchmarks: prints one table of figures and writes bench-results.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Alert quality on the shared ChurnSim exports and our simulator (about 15
+# minutes on 2 cores): churnwatch backtest on each, one comparison table.
+DATASETS ?= ../shared/datasets
+eval: $(STAMP)
+	$(BIN)/python -m bench.eval --datasets $(DATASETS)
 
 # A million events through one worker (about 25 minutes on 2 cores): counts
 # in = processed + rejected, and memory flat after the warm-up. Exit 1 if not.

@@ -94,6 +94,9 @@ def main() -> int:
         show("(h) two workers / one", two / worker, "")
     rate, states, lines = pure.replay_rate(runs=args.runs)
     show("(i) replay (core without Kafka)", rate, "events/s")
+    score_us, learn_us = pure.model_costs(states)
+    show("(j) model: one score with its explanation", score_us, "us")
+    show("(j) model: one label learned", learn_us, "us")
     show("(f) state bytes per customer (table value)", pure.state_bytes(states), "bytes")
     show("(f) RSS growth per customer (100k values)", pure.rss_per_100k(states), "bytes")
     for customers in (10_000, 100_000, 1_000_000):

@@ -7,7 +7,10 @@ import statistics
 import time
 
 from rules import RulesConfig
-from rules.state import CustomerState
+from rules.config import ModelConfig
+from rules.labels import Labelled
+from rules.state import CustomerState, Observation
+from stream_app.model import ChurnModel
 from stream_app.due_index import DueIndex
 from stream_app.replay import Replay
 from stream_app.simulator import simulate
@@ -76,3 +79,25 @@ def sweep_cost(customers: int, due_share: float = 0.01, runs: int = 5) -> float:
         return elapsed
 
     return median_of(runs, once)
+
+
+def model_costs(states: list[CustomerState], calls: int = 5_000) -> tuple[float, float]:
+    """Microseconds per score and per learned label, on the replay's own observations.
+
+    Scoring happens once per customer and week (at the snapshot), learning once
+    per label: neither is on the per-event path.
+    """
+    observations: list[Observation] = [s.observation for state in states for s in state.snapshots
+                                       if s.observation is not None]
+    rng = random.Random(2)
+    model = ChurnModel(ModelConfig())
+    examples = [Labelled("c", n, observations[n % len(observations)], "v2", rng.random(), int(rng.random() < 0.1),
+                         rng.random()) for n in range(calls)]
+    started = time.perf_counter()
+    for example in examples:
+        model.learn(example)
+    learn_us = (time.perf_counter() - started) / calls * 1e6
+    started = time.perf_counter()
+    for n in range(calls):
+        model.score(observations[n % len(observations)], explain=True)
+    return (time.perf_counter() - started) / calls * 1e6, learn_us

@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from rules.clock_math import iso, to_seconds
+from rules.clock_math import iso, to_datetime, to_seconds
 from rules.features import inputs, observe
 from rules.engine import Transition, is_future
 from schemas.dead_letter import DeadLetter, RejectReason
@@ -251,11 +251,14 @@ class Processor:
         # Entries of partitions we no longer own are dropped: their new owner
         # rebuilt its own index from the changelog when it took them over.
         due = self.index.pop_due(to_seconds(now), self.settings.sweep_batch)
-        value = encode_tick(now)
         sent = 0
         for entry in due:
             if entry.partition in owned:
-                await self.ticks.send(key=entry.customer_id.encode(), value=value, partition=entry.partition)
+                # Judged at its due time, not at the sweep's: a sweep runs every few seconds, and on the
+                # event clock weeks of history pass between two; a silence that a cancellation ended a
+                # few days later must still be seen, as the replay and the backtest see it.
+                await self.ticks.send(key=entry.customer_id.encode(), value=encode_tick(to_datetime(entry.due_at)),
+                                      partition=entry.partition)
                 sent += 1
         self.metrics.swept.inc(sent)
         self.metrics.sweep_duration.observe(time.perf_counter() - started)

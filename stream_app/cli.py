@@ -99,82 +99,27 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from rules import load_rules
-    from stream_app.backtest.chart import draw
-    from stream_app.backtest.reference import offline_reference
-    from stream_app.backtest.run import as_json, budget_curve, format_report, jsonl_events, lift_by_decile, run_backtest
-    from stream_app.backtest.warehouse import Export, find_files, load_layout
-    from stream_app.simulator import read_truth
+    from stream_app.backtest.run import format_report
+    from stream_app.backtest.session import Source, run_session
+    from stream_app.backtest.warehouse import load_layout
 
     config = load_rules(Path(args.rules) if args.rules else None)
     end = _moment(args.end, "--end")
-    start = _moment(args.start, "--from")
+    if args.jsonl:
+        if not args.truth:
+            raise SystemExit("churnwatch: --jsonl needs --truth (who churned, and when)")
+        source = Source(Path(args.jsonl).name, Path(args.jsonl), truth_file=Path(args.truth), end=end)
+    else:
+        source = Source.export(Path(args.export) if args.export else None,
+                               Path(args.events) if args.events else None,
+                               Path(args.subscriptions) if args.subscriptions else None,
+                               load_layout(Path(args.mapping) if args.mapping else None), end)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    console = Console(stderr=True)
-    rejected: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        if args.jsonl:
-            if not args.truth:
-                raise SystemExit("churnwatch: --jsonl needs --truth (who churned, and when)")
-            source = Path(args.jsonl)
-            name = source.name
-            reading = progress.add_task(f"replaying {name}", total=source.stat().st_size)
-            truth = read_truth(Path(args.truth))
-            events = jsonl_events(source, rejected, lambda done: progress.update(reading, completed=done))
-            report = None
-        else:
-            directory = Path(args.export) if args.export else None
-            events_file = Path(args.events) if args.events else None
-            subscriptions_file = Path(args.subscriptions) if args.subscriptions else None
-            if directory is not None:
-                found_events, found_subscriptions = find_files(directory)
-                events_file = events_file or found_events
-                subscriptions_file = subscriptions_file or found_subscriptions
-            if events_file is None:
-                raise SystemExit("churnwatch: give an export directory, or --events (and --subscriptions)")
-            name = (directory or events_file).name
-            export = Export(events_file, subscriptions_file, load_layout(Path(args.mapping) if args.mapping else None),
-                            end)
-            reading = progress.add_task(f"reading and sorting {events_file.name}", total=events_file.stat().st_size)
-            events = export.events(lambda done: progress.update(reading, completed=done))
-            truth, report, end = export.truth, export.report, end or export.report.end
-        replaying = progress.add_task("replaying", total=None, visible=False)
-        first: list[datetime] = []  # the first event's time, once seen
-
-        def on_day(moment: datetime) -> None:
-            """Progress in days of history replayed (an export's file is all read by then)."""
-            if end is None:
-                return
-            if not first:
-                first.append(moment)
-                progress.update(reading, completed=progress.tasks[reading].total)
-                progress.update(replaying, total=max(1.0, (end - moment).total_seconds() / 86_400), visible=True,
-                                description=f"replaying {name}, {moment:%Y-%m-%d} to {end:%Y-%m-%d}")
-            progress.update(replaying, completed=(moment - first[0]).total_seconds() / 86_400)
-
-        result = run_backtest(name, events, truth, config, start, end, on_day, report)
-        result.rejected_lines = rejected
-        progress.add_task("scoring", total=None)
-        reference = None if args.no_reference else offline_reference(result.snapshots)
-        curve = budget_curve(result)
-        deciles = lift_by_decile(result)
-    with (out / "alerts.jsonl").open("w", encoding="utf-8") as alerts:
-        for alert in result.alerts:
-            alerts.write(alert.model_dump_json() + "\n")
-    with (out / "snapshots.jsonl").open("w", encoding="utf-8") as snapshots:
-        for snap in result.snapshots:
-            snapshots.write(json.dumps({"customer_id": snap.customer_id, "taken_at": snap.taken_at,
-                                        "probability": snap.probability, "label": snap.label}) + "\n")
-    (out / "report.json").write_text(as_json(result, reference, curve, deciles) + "\n", encoding="utf-8")
-    print(format_report(result, reference))
-    chart = draw(result, curve, deciles, out / "backtest.png")
-    print(f"alerts, snapshots, report.json and the chart in {out}/" if isinstance(chart, Path)
-          else f"alerts, snapshots and report.json in {out}/; no chart: {chart}")
+    outcome = run_session(source, config, out, _moment(args.start, "--from"), not args.no_reference)
+    print(format_report(outcome.backtest, outcome.reference))
+    print(f"alerts, snapshots, report.json and the chart in {out}/" if isinstance(outcome.chart, Path)
+          else f"alerts, snapshots and report.json in {out}/; no chart: {outcome.chart}")
     return 0
 
 
@@ -268,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     backtest.add_argument("--end", help="where the data ends (default: the latest subscription period start, "
                                         "or the last event); later events are left out")
     backtest.add_argument("--from", dest="start", help="judge alerts from this date (default: 45 days after "
-                                                       "the first event)")
+                                                       "the first usage event)")
     backtest.add_argument("--rules", help="rules file (default: the built-in defaults)")
     backtest.add_argument("--out", default="backtest-out", help="directory for the results (default: %(default)s)")
     backtest.add_argument("--no-reference", action="store_true", help="skip the offline reference model")

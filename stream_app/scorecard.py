@@ -141,24 +141,31 @@ def score_openings(rule: str, openings: list[tuple[str, datetime]], truth: dict[
                      round(statistics.median(leads), 1) if leads else None)
 
 
-def format_scorecard(card: Scorecard, model_auc: float | None = None) -> str:
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1%}"
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
+
+def rule_rows(card: Scorecard, indent: str = "  ") -> list[str]:
+    """The per-rule table (a header, then a row per rule and "any rule"): one layout wherever it is shown."""
+    rows = [f"{indent}{'rule':<18}{'alerts':>7}{'judged':>8}{'hits':>6}{'precision':>10}{'lift':>8}{'recall':>8}"
+            f"{'lead (d)':>10}{'after churn':>13}"]
+    for s in card.rules:
+        lift = card.lift(s)
+        rows.append(
+            f"{indent}{s.rule:<18}{s.alerts:>7}{s.episodes_judged:>8}{s.hits:>6}{_pct(s.precision):>10}"
+            f"{'-' if lift is None else f'{lift:.2f}x':>8}{_pct(s.recall):>8}"
+            f"{'-' if s.median_lead_days is None else s.median_lead_days:>10}{s.after_churn:>13}"
+        )
+    return rows
+
+
+def format_scorecard(card: Scorecard, model_auc: float | None = None) -> str:
     lines = [
         f"scorecard: {card.customers} customers, {card.churners} churned between {card.start:%Y-%m-%d} and "
         f"{card.end:%Y-%m-%d}; a random active customer on a random day churns within {card.horizon_days} "
         f"days {card.base_rate:.1%} of the time",
-        f"  {'rule':<18}{'alerts':>7}{'judged':>8}{'hits':>6}{'precision':>10}{'lift':>7}{'recall':>8}"
-        f"{'lead (d)':>10}{'after churn':>13}",
+        *rule_rows(card),
     ]
-    for s in card.rules:
-        lift = card.lift(s)
-        lines.append(
-            f"  {s.rule:<18}{s.alerts:>7}{s.episodes_judged:>8}{s.hits:>6}{pct(s.precision):>10}"
-            f"{'-' if lift is None else f'{lift:.1f}x':>7}{pct(s.recall):>8}"
-            f"{'-' if s.median_lead_days is None else s.median_lead_days:>10}{s.after_churn:>13}"
-        )
     if model_auc is not None:
         lines.append(f"  model ROC AUC (online, on its delayed labels): {model_auc:.3f}")
     return "\n".join(lines)

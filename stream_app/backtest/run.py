@@ -27,11 +27,11 @@ from schemas.intake import Rejection, validate_event
 from stream_app.backtest.warehouse import ImportReport
 from stream_app.model.ranking import WeeklyRanking
 from stream_app.replay import Replay, ReplaySummary
-from stream_app.scorecard import RuleScore, Scorecard, churn_times, score_alerts, score_openings
+from stream_app.scorecard import RuleScore, Scorecard, churn_times, rule_rows, score_alerts, score_openings
 from stream_app.simulator import Truth
 
-# The judged period starts this long after the first event by default: the
-# model's first labels come a horizon after its first snapshots, a week
+# The judged period starts this long after the first usage event by default:
+# the model's first labels come a horizon after its first snapshots, a week
 # after a customer's first use, so before then only the rules can speak.
 WARM_UP_DAYS = 45
 BUDGET_SHARES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3)
@@ -126,7 +126,8 @@ def run_backtest(
                                            snapshot.observation))
     if first is None or until is None:
         raise ValueError("no events to backtest")
-    judged_from = start or first + timedelta(days=WARM_UP_DAYS)
+    # From the first usage: a base's subscriptions may have started long before its activity was recorded.
+    judged_from = start or (summary.first_usage_at or first) + timedelta(days=WARM_UP_DAYS)
     card = score_alerts(alerts, truth, judged_from, until, config.model.horizon_days)
     return Backtest(name, config, judged_from, until, alerts, snapshots, truth, summary, card,
                     time.perf_counter() - began, report)
@@ -213,22 +214,12 @@ def format_report(backtest: Backtest, reference: dict[str, object] | None) -> st
 
 
 def _table(card: Scorecard) -> str:
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1%}"
-
-    rows = [
+    return "\n".join([
         f"judged {card.start:%Y-%m-%d} .. {card.end:%Y-%m-%d}, horizon {card.horizon_days} days: {card.churners} "
         f"churners; a random active customer on a random day churns within the horizon {card.base_rate:.2%} of "
         f"the time (the precision of a random alert)",
-        f"  {'rule':<18}{'alerts':>8}{'judged':>8}{'precision':>11}{'lift':>8}{'recall':>9}{'lead (d)':>10}"
-        f"{'after churn':>13}",
-    ]
-    for s in card.rules:
-        lift = card.lift(s)
-        rows.append(f"  {s.rule:<18}{s.alerts:>8}{s.episodes_judged:>8}{pct(s.precision):>11}"
-                    f"{'-' if lift is None else f'{lift:.2f}x':>8}{pct(s.recall):>9}"
-                    f"{'-' if s.median_lead_days is None else s.median_lead_days:>10}{s.after_churn:>13}")
-    return "\n".join(rows)
+        *rule_rows(card),
+    ])
 
 
 def _model_line(backtest: Backtest) -> str:

@@ -1,0 +1,64 @@
+"""`churnwatch backtest` on a small generated export: the table, the files, the chart, the reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rules import RulesConfig
+from stream_app.backtest.run import budget_curve, lift_by_decile, run_backtest
+from stream_app.backtest.warehouse import Export
+from stream_app.cli import main
+from tests.warehouse_fixture import write_export
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_export(tmp_path_factory.mktemp("export"), accounts=60, days=150)
+
+
+def test_the_backtest_prints_one_table_and_writes_its_files(export: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["backtest", str(export), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "49,700 event rows" in text and "0 bad rows skipped" in text
+    assert "rule" in text and "any rule" in text and "revenue_churn" in text
+    assert "model (online, labels 30 days late): ROC AUC" in text
+    assert "offline reference (batch logistic regression" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["judged"]["churners"] > 0 and 0 < report["judged"]["base_rate"] < 1
+    assert report["rules"]["revenue_churn"]["alerts"] > 0
+    assert report["offline_reference"]["snapshots"] > 100
+    assert len(report["budget_curve"]) == 10 and len(report["lift_by_decile"]) == 10
+    alerts = (out / "alerts.jsonl").read_text().splitlines()
+    assert alerts and all(json.loads(line)["type"] == "alert" for line in alerts)
+    assert (out / "snapshots.jsonl").read_text().count("\n") > 100
+    assert (out / "backtest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_alerts_judged_against_the_truth_of_the_export(export: Path) -> None:
+    source = Export(export / "events.csv.gz", export / "subscriptions.csv.gz")
+    backtest = run_backtest("fixture", source.events(), source.truth, RulesConfig(), report=source.report)
+    churned = {t.customer_id: t.churned_at for t in source.truth if t.churned}
+    assert backtest.card.churners == sum(1 for at in churned.values() if at is not None and backtest.start <= at < backtest.end)
+    # The commitments to annual billing are not downgrades: every revenue alert names a cheaper tier.
+    revenue = [a for a in backtest.alerts if a.rule == "revenue_churn" and a.status == "firing"]
+    assert revenue and all("basic_mthly" in a.reasons[0] for a in revenue)
+    assert all(a.triggered_at < churned.get(a.customer_id) or not churned.get(a.customer_id)  # type: ignore[operator]
+               for a in backtest.alerts if a.rule == "model_risk")
+    curve = budget_curve(backtest)
+    assert [p.score.alerts for p in curve] == sorted(p.score.alerts for p in curve)  # a bigger budget sends more
+    deciles = lift_by_decile(backtest)
+    assert len(deciles) == 10 and sum(deciles) == pytest.approx(10, rel=0.05)
+
+
+def test_a_jsonl_event_file_with_its_truth_backtests_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--customers", "40", "--days", "90", "--seed", "5", "--out", str(tmp_path / "s.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["backtest", "--jsonl", str(tmp_path / "s.jsonl"), "--truth", str(tmp_path / "s.truth.jsonl"),
+                 "--out", str(tmp_path / "out"), "--no-reference"]) == 0
+    text = capsys.readouterr().out
+    assert "s.jsonl:" in text and "any rule" in text and "offline reference" not in text
