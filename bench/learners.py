@@ -6,7 +6,9 @@ Reads the snapshots a backtest wrote (observation, label, time) and replays
 the online protocol for each learner: a snapshot is scored when it is taken,
 and its label is learned a horizon later. Prints the online ROC AUC and log
 loss of each, over the snapshots scored once the learner had ``--warm``
-labels. The features are churnwatch's (``rules.features.inputs``) with one
+labels, beside the log loss of a constant guess on the same snapshots. The
+learners are uncalibrated here: only churnwatch's own model adds Platt
+scaling. The features are churnwatch's (``rules.features.inputs``) with one
 vocabulary for the whole run, so only the learner differs. Needs the
 ``eval`` extra for the batch learners.
 """
@@ -109,9 +111,11 @@ def batch(rows: list[dict[str, Any]], values: list[dict[str, float]], c: float, 
     return scores
 
 
-def judge(rows: list[dict[str, Any]], scores: list[float | None]) -> tuple[float | None, float | None, int]:
+def judge(rows: list[dict[str, Any]], scores: list[float | None]) -> tuple[float | None, float | None,
+                                                                         float | None, int]:
+    """ROC AUC, log loss, the log loss of a constant guess at the churn rate (same snapshots), count."""
     auc = StreamingAUC()
-    loss, n = 0.0, 0
+    loss, n, churned = 0.0, 0, 0
     for row, score in zip(rows, scores, strict=True):
         if score is None:
             continue
@@ -119,7 +123,10 @@ def judge(rows: list[dict[str, Any]], scores: list[float | None]) -> tuple[float
         p = min(max(score, 1e-9), 1 - 1e-9)
         loss -= math.log(p if row["label"] else 1 - p)
         n += 1
-    return auc.get(), loss / n if n else None, n
+        churned += row["label"]
+    rate = churned / n if n else 0.0
+    constant = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate)) if 0 < rate < 1 else None
+    return auc.get(), loss / n if n else None, constant, n
 
 
 def main() -> int:
@@ -139,7 +146,7 @@ def main() -> int:
     positives = sum(r["label"] for r in rows)
     print(f"{len(rows):,} labelled snapshots ({positives:,} churn), {len(feature_set.names)} usage names; "
           f"scored from the {args.warm}th label on")
-    print(f"  {'learner':<48}{'ROC AUC':>9}{'log loss':>10}{'scored':>9}")
+    print(f"  {'learner':<52}{'ROC AUC':>9}{'log loss':>10}{'constant':>10}{'scored':>9}")
     results = {name: online(rows, values, make, weighted, args.horizon_days, args.warm)
                for name, (make, weighted) in LEARNERS.items()}
     if any(r.get("churned_at") is not None for r in rows):
@@ -150,13 +157,11 @@ def main() -> int:
         results[f"batch logistic regression, weekly refit, C={c}"] = batch(
             rows, values, c, 7, args.horizon_days, args.warm)
     for name, scores in results.items():
-        auc, loss, n = judge(rows, scores)
-        print(f"  {name:<48}{'-' if auc is None else f'{auc:.3f}':>9}"
-              f"{'-' if loss is None else f'{loss:.4f}':>10}{n:>9,}", flush=True)
-    base = positives / len(rows) if rows else 0
-    if 0 < base < 1:
-        print(f"  (a constant guess at the overall churn rate: log loss "
-              f"{-(base * math.log(base) + (1 - base) * math.log(1 - base)):.4f})")
+        auc, loss, constant, n = judge(rows, scores)
+        print(f"  {name:<52}{'-' if auc is None else f'{auc:.3f}':>9}"
+              f"{'-' if loss is None else f'{loss:.4f}':>10}{'-' if constant is None else f'{constant:.4f}':>10}"
+              f"{n:>9,}", flush=True)
+    print("  (constant: the log loss of always answering the churn rate of the same snapshots)")
     return 0
 
 

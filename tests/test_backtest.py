@@ -32,6 +32,8 @@ def test_the_backtest_prints_one_table_and_writes_its_files(export: Path, tmp_pa
     assert report["judged"]["churners"] > 0 and 0 < report["judged"]["base_rate"] < 1
     assert report["rules"]["revenue_churn"]["alerts"] > 0
     assert report["offline_reference"]["snapshots"] > 100
+    for month in report["offline_reference"]["by_month"].values():
+        assert 0 <= month["online_auc"] <= 1 and 0 <= month["reference_auc"] <= 1
     assert len(report["budget_curve"]) == 10 and len(report["lift_by_decile"]) == 10
     alerts = (out / "alerts.jsonl").read_text().splitlines()
     assert alerts and all(json.loads(line)["type"] == "alert" for line in alerts)

@@ -126,8 +126,10 @@ def run_backtest(
                                            snapshot.observation))
     if first is None or until is None:
         raise ValueError("no events to backtest")
-    # From the first usage: a base's subscriptions may have started long before its activity was recorded.
-    judged_from = start or (summary.first_usage_at or first) + timedelta(days=WARM_UP_DAYS)
+    # From the day of the first usage (midnight UTC): a base's subscriptions may have started long
+    # before its activity was recorded.
+    first_use = summary.first_usage_at or first
+    judged_from = start or first_use.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=WARM_UP_DAYS)
     card = score_alerts(alerts, truth, judged_from, until, config.model.horizon_days)
     return Backtest(name, config, judged_from, until, alerts, snapshots, truth, summary, card,
                     time.perf_counter() - began, report)
