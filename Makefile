@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.churnwatch-installed
 
-.PHONY: demo test bench soak eval audit install lock clean
+.PHONY: demo test test-kafka kafka-jars bench soak eval audit install lock clean
 
 install: $(STAMP)
 
@@ -22,6 +22,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The same suite on Apache Kafka itself (its jars from Maven Central, once,
+# about 43 MB into .kafka/lib; needs a JDK 17+ and Maven), with the worker's
+# production settings.
+test-kafka: $(STAMP) kafka-jars
+	CHURNWATCH_TEST_BROKER=kafka $(BIN)/python -m pytest
+
+kafka-jars: $(STAMP)
+	$(BIN)/python -c 'from stream_app.kafka_broker import ensure_jars; print("Apache Kafka jars in", ensure_jars())'
+
 # Re-resolve the pins from pyproject.toml into constraints.txt (needs the index).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
@@ -30,11 +39,14 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .hypothesis *.egg-info eval-out backtest-out
+	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .hypothesis *.egg-info eval-out backtest-out .kafka
 
-# Benchmarks: prints one table of figures and writes bench-results.json.
+# Benchmarks: prints one table of figures and writes bench-results.json; the
+# broker figures on the embedded broker and on Apache Kafka (BROKER=embedded
+# or BROKER=kafka for one; Apache Kafka needs a JDK 17+ and Maven).
+BROKER ?= both
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --broker $(BROKER)
 
 # Alert quality on the shared ChurnSim exports and our simulator (about 15
 # minutes on 2 cores): churnwatch backtest on each, one comparison table.

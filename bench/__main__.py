@@ -1,31 +1,110 @@
-"""``make bench``: one run, one broker, one table of figures (also bench-results.json).
+"""``make bench``: one run, both brokers, one table of figures (also bench-results.json).
 
-Rates are medians of several runs; compare the ratios, not the absolute
-numbers, across machines.
+The broker figures are taken on the embedded broker and on Apache Kafka
+(the JVM broker from its own jars) in the same run, each against the raw
+aiokafka consumer and the bare Faust agent on that broker; ``--broker``
+picks one. Rates are medians of several runs, and beside each rate the CPU
+microseconds per event of the process doing the work (and of the broker
+meanwhile): rates move with the machine's load, CPU time per event much
+less. Compare ratios and CPU times across machines, not rates.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import signal
-import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import broker as on_broker
 from bench import pure
-from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker
+from bench.broker import Measure
+from stream_app.embedded_broker import WORKER_TUNING, BrokerError, EmbeddedBroker
+from stream_app.kafka_broker import KafkaBroker
 from stream_app.settings import Settings
+
+BROKERS = ("embedded", "kafka")
+
+
+@contextlib.contextmanager
+def started(kind: str, directory: Path) -> Iterator[tuple[str, int | None, dict[str, str], dict[str, str]]]:
+    """(bootstrap servers, broker pid, the worker's settings there, the other producer batching)."""
+    if kind == "kafka":
+        with KafkaBroker(work_dir=directory / "kafka") as kafka:
+            # Production settings: multi-record producer batches; the other batching is one record each.
+            yield kafka.bootstrap_servers, kafka.pid, {}, {"CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "1"}
+        return
+    with EmbeddedBroker() as embedded:
+        yield (embedded.bootstrap_servers, embedded.pid, dict(WORKER_TUNING),
+               {**WORKER_TUNING, "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "16384"})
+
+
+def on(kind: str, args: argparse.Namespace, show: Callable[[str, object, str], None]) -> None:
+    """The broker figures on one broker: (a) .. (h)."""
+    def runs(measure: Callable[[int], Measure]) -> Measure:
+        taken = [measure(n) for n in range(args.runs)]
+        middle = sorted(taken, key=lambda m: m.rate)[len(taken) // 2]
+        return middle
+
+    def report(name: str, measure: Measure) -> float:
+        show(f"{name}", measure.rate, "events/s")
+        show(f"{name}: CPU per event", measure.cpu_us, "us")
+        if measure.broker_cpu_us is not None:
+            show(f"{name}: broker CPU per event", measure.broker_cpu_us, "us")
+        return measure.rate
+
+    with tempfile.TemporaryDirectory() as tmp, started(kind, Path(tmp)) as (servers, pid, tuning, other):
+        settings = on_broker.fresh_settings(servers, Path(tmp) / "data")
+        events = on_broker.realistic_mix(args.events, args.customers)
+        asyncio.run(on_broker.publish(settings, events))
+        print(f"published {len(events):,} events over {args.customers:,} customers to {kind} ({servers})",
+              flush=True)
+
+        def named(tag: str, n: int) -> Settings:
+            return settings.model_copy(update={"app_id": f"{settings.app_id}-{tag}{n}"})
+
+        raw = report("(a) raw aiokafka consume + parse",
+                     runs(lambda n: asyncio.run(on_broker.raw_rate(settings, len(events), pid))))
+        bare = report("(b) bare Faust agent (parse only)",
+                      runs(lambda n: on_broker.bare_faust_rate(named("bare", n), len(events), tuning)))
+        bare_table = report("(b2) bare Faust agent + one table write/event", runs(lambda n: on_broker.bare_faust_rate(
+            named("table", n), args.worker_events, tuning, table=True)))
+        worker = report("(c) churnwatch worker, full pipeline", runs(lambda n: on_broker.worker_rate(
+            named("w", n), args.worker_events, tuning, broker_pid=pid)))
+        show("(d) c/a", worker / raw, "")
+        show("(d) c/b", worker / bare, "")
+        show("(d) c/b2", worker / bare_table, "")
+        batching = "one record per producer batch" if kind == "kafka" else "multi-record producer batches"
+        report(f"(c2) worker, {batching}", runs(lambda n: on_broker.worker_rate(
+            named("wb", n), args.worker_events, other, broker_pid=pid)))
+        # A smaller customer base: a customer's events meet in a batch, and
+        # its state is written once per batch (c has a new customer per event).
+        few = on_broker.fresh_settings(servers, Path(tmp) / "few")
+        asyncio.run(on_broker.publish(few, on_broker.realistic_mix(args.worker_events, 1_000)))
+        coalesced = report("(c3) worker, same mix over 1,000 customers", runs(lambda n: on_broker.worker_rate(
+            few.model_copy(update={"app_id": f"{few.app_id}-w{n}"}), args.worker_events, tuning, broker_pid=pid)))
+        show("(d) c3/b", coalesced / bare, "")
+        p50, p99, samples = on_broker.alert_latency(
+            on_broker.fresh_settings(servers, Path(tmp) / "latency"), worker / 2, tuning)
+        show(f"(e) payment failure -> alert p50 ({samples} alerts)", p50 * 1000, "ms")
+        show("(e) payment failure -> alert p99", p99 * 1000, "ms")
+        two = on_broker.worker_rate(settings.model_copy(update={"app_id": f"{settings.app_id}-two"}),
+                                    args.worker_events, tuning, workers=2, broker_pid=pid)
+        show("(h) two workers / one", two.rate / worker, "")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--broker", choices=(*BROKERS, "both"), default="both",
+                        help="where the broker figures are taken (default: both, in one run)")
     parser.add_argument("--events", type=int, default=100_000, help="events published for the broker figures")
     parser.add_argument("--worker-events", type=int, default=20_000, help="events the worker rate is taken over")
     parser.add_argument("--customers", type=int, default=100_000)
@@ -39,59 +118,29 @@ def main() -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
 
-    def show(name: str, value: object, unit: str = "") -> None:
-        figures[name] = value
-        if isinstance(value, float):
-            text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
-        else:
-            text = str(value)
-        print(f"  {name:<44} {text:>14} {unit}", flush=True)
+    def shower(section: dict[str, object]) -> Callable[[str, object, str], None]:
+        def show(name: str, value: object, unit: str = "") -> None:
+            section[name] = value
+            if isinstance(value, float):
+                text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}"
+            else:
+                text = str(value)
+            print(f"  {name:<52} {text:>14} {unit}", flush=True)
+        return show
 
     print(f"churnwatch bench on {os.cpu_count()} cpus, python {platform.python_version()}")
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        settings = on_broker.fresh_settings(broker.bootstrap_servers, Path(tmp) / "data")
-        events = on_broker.realistic_mix(args.events, args.customers)
-        asyncio.run(on_broker.publish(settings, events))
-        print(f"published {len(events):,} events over {args.customers:,} customers to the embedded broker")
-        raw = statistics.median(asyncio.run(on_broker.raw_rate(settings, len(events))) for _ in range(args.runs))
-        show("(a) raw aiokafka consume + parse", raw, "events/s")
-
-        def runs(measure) -> float:  # type: ignore[no-untyped-def]
-            return statistics.median(measure(n) for n in range(args.runs))
-
-        def named(tag: str, n: int) -> Settings:
-            return settings.model_copy(update={"app_id": f"{settings.app_id}-{tag}{n}"})
-
-        bare = runs(lambda n: on_broker.bare_faust_rate(named("bare", n), len(events), WORKER_TUNING))
-        show("(b) bare Faust agent (parse only)", bare, "events/s")
-        bare_table = runs(lambda n: on_broker.bare_faust_rate(
-            named("table", n), args.worker_events, WORKER_TUNING, table=True))
-        show("(b2) bare Faust agent + one table write/event", bare_table, "events/s")
-        worker = runs(lambda n: on_broker.worker_rate(named("w", n), args.worker_events, WORKER_TUNING))
-        show("(c) churnwatch worker, full pipeline", worker, "events/s")
-        show("(d) c/a", worker / raw, "")
-        show("(d) c/b", worker / bare, "")
-        show("(d) c/b2", worker / bare_table, "")
-        # The embedded broker needs one record per producer batch (see
-        # WORKER_TUNING); a real cluster does not. This shows what that costs.
-        batched = runs(lambda n: on_broker.worker_rate(
-            named("wb", n), args.worker_events, {**WORKER_TUNING, "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "16384"}))
-        show("(c2) worker, multi-record producer batches", batched, "events/s")
-        # A smaller customer base: a customer's events meet in a batch, and
-        # its state is written once per batch (c has a new customer per event).
-        few = on_broker.fresh_settings(broker.bootstrap_servers, Path(tmp) / "few")
-        asyncio.run(on_broker.publish(few, on_broker.realistic_mix(args.worker_events, 1_000)))
-        coalesced = runs(lambda n: on_broker.worker_rate(
-            few.model_copy(update={"app_id": f"{few.app_id}-w{n}"}), args.worker_events, WORKER_TUNING))
-        show("(c3) worker, same mix over 1,000 customers", coalesced, "events/s")
-        show("(d) c3/b", coalesced / bare, "")
-        p50, p99, samples = on_broker.alert_latency(
-            on_broker.fresh_settings(broker.bootstrap_servers, Path(tmp) / "latency"), worker / 2, WORKER_TUNING)
-        show(f"(e) payment failure -> alert p50 ({samples} alerts)", p50 * 1000, "ms")
-        show("(e) payment failure -> alert p99", p99 * 1000, "ms")
-        two = on_broker.worker_rate(settings.model_copy(update={"app_id": f"{settings.app_id}-two"}),
-                                    args.worker_events, WORKER_TUNING, workers=2)
-        show("(h) two workers / one", two / worker, "")
+    for kind in (BROKERS if args.broker == "both" else (args.broker,)):
+        section: dict[str, object] = {}
+        figures[kind] = section
+        print(f"on the {'embedded broker (Tansu)' if kind == 'embedded' else 'Apache Kafka broker (JVM)'}:",
+              flush=True)
+        try:
+            on(kind, args, shower(section))
+        except BrokerError as exc:
+            print(f"  skipped: {exc}", flush=True)
+            section["skipped"] = str(exc)
+    show = shower(figures)
+    print("without a broker:")
     rate, states, lines = pure.replay_rate(runs=args.runs)
     show("(i) replay (core without Kafka)", rate, "events/s")
     score_us, learn_us = pure.model_costs(states)

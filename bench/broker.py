@@ -17,6 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from bench.pure import cpu_seconds
 from rules.alert_ids import alert_id
 from schemas.alert import RuleName
 from schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
@@ -35,6 +37,31 @@ from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess, settings_env
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A rate, and the CPU time per event of the process doing the work and of the broker meanwhile."""
+
+    rate: float  # events/s
+    cpu_us: float  # CPU microseconds per event, the consuming process(es)
+    broker_cpu_us: float | None = None  # the broker process, over the same stretch
+
+
+class CpuWindow:
+    """CPU seconds of some processes between ``start()`` and ``stop()``."""
+
+    def __init__(self, *pids: int | None) -> None:
+        self.pids = pids
+        self.used: list[float] = [0.0] * len(pids)
+        self._at: list[float] = []
+
+    def start(self) -> None:
+        self._at = [cpu_seconds(pid) for pid in self.pids]
+
+    def stop(self) -> list[float]:
+        self.used = [cpu_seconds(pid) - before for pid, before in zip(self.pids, self._at, strict=True)]
+        return self.used
 
 
 def realistic_mix(events: int, customers: int, seed: int = 3) -> list[Event]:
@@ -83,12 +110,13 @@ async def publish(settings: Settings, events: list[Event]) -> None:
         await producer.stop()
 
 
-async def raw_rate(settings: Settings, expect: int, timeout_s: float = 120) -> float:
-    """The ceiling: a plain aiokafka consumer that parses JSON."""
+async def raw_rate(settings: Settings, expect: int, broker_pid: int | None, timeout_s: float = 120) -> Measure:
+    """The ceiling: a plain aiokafka consumer that parses JSON (in this process)."""
     consumer = AIOKafkaConsumer(*settings.input_topics, bootstrap_servers=settings.bootstrap_servers,
                                 group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     count, first = 0, 0.0
+    cpu = CpuWindow(None, broker_pid)
     deadline = time.monotonic() + timeout_s
     try:
         while count < expect and time.monotonic() < deadline:
@@ -96,6 +124,7 @@ async def raw_rate(settings: Settings, expect: int, timeout_s: float = 120) -> f
             for records in batches.values():
                 if count == 0 and records:
                     first = time.perf_counter()
+                    cpu.start()
                 for record in records:
                     json.loads(record.value)  # type: ignore[arg-type]
                 count += len(records)
@@ -103,11 +132,13 @@ async def raw_rate(settings: Settings, expect: int, timeout_s: float = 120) -> f
         await consumer.stop()
     if count < expect:
         raise RuntimeError(f"raw consumer read {count} of {expect}")
-    return expect / (time.perf_counter() - first)
+    mine, broker = cpu.stop()
+    return Measure(expect / (time.perf_counter() - first), mine / expect * 1e6,
+                   broker / expect * 1e6 if broker_pid else None)
 
 
 def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], table: bool = False,
-                    timeout_s: float = 300) -> float:
+                    timeout_s: float = 300) -> Measure:
     """A Faust agent that parses each event and, with ``table``, writes it to a table (one changelog message each)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "rate"
@@ -122,7 +153,8 @@ def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], table:
                 time.sleep(0.2)
             if not result.exists():
                 raise RuntimeError(f"bare Faust agent did not finish: {child.log_text()[-2000:]}")
-            return float(result.read_text())
+            rate, cpu_us = map(float, result.read_text().split())
+            return Measure(rate, cpu_us)
         finally:
             child.stop()
 
@@ -141,12 +173,13 @@ def _processed(settings: Settings) -> float:
 
 
 def worker_rate(settings: Settings, expect: int, env: dict[str, str], workers: int = 1,
-                timeout_s: float = 400) -> float:
+                broker_pid: int | None = None, timeout_s: float = 400) -> Measure:
     """The full pipeline: ``churnwatch worker`` processes (validation, state, rules, model, alerts)."""
     with tempfile.TemporaryDirectory() as tmp:
         replicas = [settings] + [settings.model_copy(update={"web_port": free_port()}) for _ in range(workers - 1)]
         processes = [WorkerProcess(s.model_copy(update={"data_dir": Path(tmp) / f"d{i}"}),
                                    Path(tmp) / f"w{i}.log", env).start() for i, s in enumerate(replicas)]
+        cpu = CpuWindow(*(p.pid for p in processes), broker_pid)
         try:
             first, done = 0.0, 0.0
             deadline = time.monotonic() + timeout_s
@@ -157,13 +190,16 @@ def worker_rate(settings: Settings, expect: int, env: dict[str, str], workers: i
                     total = 0.0
                 if total and not first:
                     first = time.perf_counter()
+                    cpu.start()
                 if total >= expect:
                     done = time.perf_counter()
                     break
                 time.sleep(0.1)
             if not done:
                 raise RuntimeError(f"worker did not finish: {processes[0].log_text()[-2000:]}")
-            return expect / (done - first)
+            *workers_cpu, broker = cpu.stop()
+            return Measure(expect / (done - first), sum(workers_cpu) / expect * 1e6,
+                           broker / expect * 1e6 if broker_pid else None)
         finally:
             for process in processes:
                 process.stop()

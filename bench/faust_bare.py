@@ -4,7 +4,7 @@ also writes one table entry per event.
 Run as a process by the benchmark (``python -m bench.faust_bare``); settings
 from the same ``CHURNWATCH_*`` variables as the worker, plus
 ``BENCH_EXPECT`` (messages to read), ``BENCH_RESULT`` (file to write the
-rate to) and ``BENCH_TABLE`` ("1": write the event to a table, keyed by the
+rate and this process's CPU microseconds per message to) and ``BENCH_TABLE`` ("1": write the event to a table, keyed by the
 customer id, as a stateful agent must). It uses the worker's Faust settings,
 so the only difference from ``churnwatch worker`` is the work done per message.
 """
@@ -32,19 +32,22 @@ def main() -> None:
                       key_serializer="raw", value_serializer="raw")
     # Keyed and valued as the worker's state table.
     table = app.Table("bare-state", default=None, partitions=settings.partitions, key_type=str, value_type=bytes)
-    seen = {"count": 0, "first": 0.0}
+    seen = {"count": 0, "first": 0.0, "cpu": 0.0}
 
     @app.agent(topic)
     async def parse(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             if seen["count"] == 0:
                 seen["first"] = time.perf_counter()
+                seen["cpu"] = time.process_time()
             json.loads(event.value)
             if with_table:
                 table[event.key.decode()] = event.value
             seen["count"] += 1
             if seen["count"] == expect:
-                result.write_text(str(expect / (time.perf_counter() - seen["first"])))
+                rate = expect / (time.perf_counter() - seen["first"])
+                cpu_us = (time.process_time() - seen["cpu"]) / expect * 1e6
+                result.write_text(f"{rate} {cpu_us}")
 
     faust.Worker(app, loglevel="warning").execute_from_commandline()
 

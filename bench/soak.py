@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from bench.broker import fresh_settings, mix, scrape
@@ -97,12 +98,21 @@ def messages(settings: Settings, events: int, customers: int, bad_every: int, st
 
 
 async def dead_letter_count(settings: Settings) -> int:
+    """Records on the dead-letter topic, by its partitions' end offsets."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([settings.topic_dead_letters])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(settings.topic_dead_letters, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(settings.topic_dead_letters) or set()
-        ends = await consumer.end_offsets([TopicPartition(settings.topic_dead_letters, p) for p in partitions])
-        return sum(ends.values())
+        # Assigned, so the client asks for these partitions' metadata: a new client knows no
+        # topic until it does (Apache Kafka, unlike the embedded broker, sends none unasked).
+        consumer.assign(partitions)
+        return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
 

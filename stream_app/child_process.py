@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -65,6 +67,22 @@ class ChildProcess:
             process.kill()
             process.wait(timeout=timeout_s)
         return process.returncode
+
+    def started_within(self, ready: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> str | None:
+        """Wait until ``ready()``; None when it is, else why not (the child exited or time ran out), after
+        stopping the child, with the end of its log."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.dead():
+                return f"exited with {self.stop()}: {self.log_tail()}"
+            if ready():
+                return None
+            time.sleep(poll_s)
+        self.stop()
+        return f"was not ready within {timeout_s}s: {self.log_tail()}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no log)"
 
     def log_text(self) -> str:
         try:

@@ -24,13 +24,15 @@ def _worker(args: argparse.Namespace) -> int:
 
     from rules import load_rules
     from stream_app.app import build_app
+    from stream_app.embedded_broker import tuned_for_broker
     from stream_app.settings import Settings
-    from stream_app.topics import ensure_topics
+    from stream_app.topics import cluster_id, ensure_topics
 
     settings = Settings.from_env()
     rules = load_rules(settings.rules_file)  # a bad rules file stops us before we connect
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    settings = tuned_for_broker(settings, loop.run_until_complete(cluster_id(settings)))
     loop.run_until_complete(ensure_topics(settings))
     app = build_app(settings, rules)
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)

@@ -3,18 +3,24 @@
 For the demo and the tests on a machine with no Kafka and no Docker. It keeps
 everything in memory: stopping it loses every topic. It listens on loopback
 only.
+
+A worker recognises it by its cluster id (ours, or Tansu's default) and
+applies the settings it needs (``tuned_for_broker``), whoever started it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
 import tempfile
-import time
 from pathlib import Path
 
 from stream_app.child_process import ChildProcess
+from stream_app.settings import ENV_PREFIX, Settings
+
+log = logging.getLogger(__name__)
 
 # Faust settings that made a worker reliable on this broker (see README,
 # "The embedded broker"): short sessions because the broker does not drop a
@@ -27,6 +33,10 @@ WORKER_TUNING: dict[str, str] = {
     "CHURNWATCH_REBALANCE_TIMEOUT_S": "6",
     "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "1",
 }
+
+# The cluster id our launcher gives Tansu, and the one Tansu has by default.
+CLUSTER_ID = "churnwatch-embedded-tansu"
+EMBEDDED_CLUSTER_IDS = frozenset({CLUSTER_ID, "tansu_cluster"})
 
 # Variables Tansu reads itself; a stray one in the caller's environment would
 # override our command line (e.g. a listener on 0.0.0.0).
@@ -108,20 +118,39 @@ class EmbeddedBroker(ChildProcess):
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         argv = [
             broker_binary(), "broker",
+            "--cluster-id", CLUSTER_ID,
             "--listener-url", url,
             "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/",
         ]
         self.spawn(argv, env)
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            if self.dead():
-                raise BrokerError(f"broker exited with {self.stop()}: {self._log_tail()}")
-            if kafka_answers(self.host, self.port):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise BrokerError(f"broker did not answer within {self.startup_timeout_s}s: {self._log_tail()}")
+        failed = self.started_within(lambda: kafka_answers(self.host, self.port), self.startup_timeout_s)
+        if failed:
+            raise BrokerError(f"the embedded broker {failed}")
+        return self
 
-    def _log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no log)"
+
+def tuned_for_broker(settings: Settings, broker_cluster_id: str | None,
+                     environ: dict[str, str] | None = None) -> Settings:
+    """The settings to run with: on the embedded broker, ``WORKER_TUNING`` where not set explicitly.
+
+    Without it a worker started by hand on ``churnwatch broker`` loses the
+    newest state of some customers on its first restart (recovery stops one
+    short after multi-record batches) and waits minutes for its old session.
+    A setting given in the environment wins, with a warning.
+    """
+    if broker_cluster_id not in EMBEDDED_CLUSTER_IDS:
+        return settings
+    environ = dict(os.environ) if environ is None else environ
+    update: dict[str, object] = {}
+    for variable, value in WORKER_TUNING.items():
+        field = variable.removeprefix(ENV_PREFIX).lower()
+        if variable in environ:
+            if environ[variable] != value:
+                log.warning("embedded broker (Tansu): %s=%s is set; it needs %s", variable, environ[variable], value)
+            continue
+        update[field] = type(getattr(settings, field))(value)
+    if update:
+        log.warning("the broker is the embedded Tansu broker (cluster id %r): running with %s", broker_cluster_id,
+                    ", ".join(f"{ENV_PREFIX}{k.upper()}={v}" for k, v in update.items()))
+    return settings.model_copy(update=update)

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "CHURNWATCH_"
 # Read by the test suite, not by the worker.
-NON_SETTING_VARIABLES = frozenset({"CHURNWATCH_TEST_BOOTSTRAP"})
+NON_SETTING_VARIABLES = frozenset({"CHURNWATCH_TEST_BOOTSTRAP", "CHURNWATCH_TEST_BROKER"})
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]

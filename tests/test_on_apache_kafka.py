@@ -1,0 +1,137 @@
+"""What only a real Apache Kafka can show: a compacted changelog, and lag against the broker's own numbers.
+
+The embedded broker never compacts and answers end offsets wrong after
+multi-record batches, so these run on the JVM broker (``make test-kafka``)
+and are skipped on the embedded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream_app.app import STATE_TABLE
+from stream_app.settings import Settings
+from stream_app.topic_reader import collect
+from stream_app.topics import ensure_topics
+from stream_app.worker_process import WorkerProcess
+from tests.conftest import (
+    Broker,
+    changelog_states,
+    chosen_broker,
+    events_consumed,
+    http_get,
+    make_settings,
+    own_broker,
+    publish_events,
+    replayed_facts,
+    running_worker,
+    wait_for,
+)
+from tests.event_factory import day, login, usage
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(chosen_broker() != "kafka", reason="needs Apache Kafka (make test-kafka): the embedded "
+                       "broker never compacts and answers end offsets wrong after multi-record batches"),
+]
+
+WAIT_S = 120.0
+CUSTOMERS = 20
+ROUNDS = 6
+# A broker that compacts at once: a write 100 ms after the last starts a new segment (the rounds
+# below are seconds apart), and any dirt is worth cleaning.
+EAGER_CLEANER = {
+    "log.roll.ms": "100",
+    "log.cleaner.backoff.ms": "500",
+    "log.cleaner.min.cleanable.ratio": "0.01",
+    "log.cleaner.min.compaction.lag.ms": "0",
+    "log.segment.delete.delay.ms": "500",
+}
+
+
+def _round(n: int) -> list:  # type: ignore[type-arg]
+    return [e for c in range(CUSTOMERS)
+            for e in (login(day(n), f"compact-{c}"), usage(day(n), quantity=n + 1, customer=f"compact-{c}"))]
+
+
+def _changelog_records(settings: Settings) -> int:
+    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    return len(asyncio.run(collect(settings.bootstrap_servers, changelog, lambda rs: False, 5.0)))
+
+
+def test_a_compacted_changelog_restores_every_state(tmp_path: Path) -> None:
+    with own_broker("kafka", tmp_path / "broker", EAGER_CLEANER) as broker:
+        settings = make_settings(broker, tmp_path / "data")
+        asyncio.run(ensure_topics(settings))
+        published = []
+        with WorkerProcess(settings, tmp_path / "first.log") as first:
+            for n in range(ROUNDS):  # each round is one more version of every customer's state
+                events = _round(n)
+                publish_events(settings, events)
+                published += events
+                assert wait_for(lambda: events_consumed(settings) == len(published), WAIT_S), first.log_text()[-3000:]
+            written = ROUNDS * CUSTOMERS
+            # Kafka has compacted: fewer records than versions written, every customer still there.
+            assert wait_for(lambda: _changelog_records(settings) <= written // 2, WAIT_S), _changelog_records(settings)
+        assert first.process is not None and first.process.returncode == 0, first.log_text()[-3000:]
+
+        with WorkerProcess(settings, tmp_path / "second.log") as second:  # recovers from the compacted log
+            assert wait_for(lambda: http_get(settings, "/readyz")[0] == 200, WAIT_S), second.log_text()[-3000:]
+            last = _round(ROUNDS)
+            publish_events(settings, last)  # lands on each customer's newest state, or shows it missing
+            want = replayed_facts(published + last)
+            got = changelog_states(settings, want, second.dead, WAIT_S)
+            assert got == want, sorted(c for c in want if got.get(c) != want[c])
+
+
+async def _end_offsets_and_committed(settings: Settings) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """The broker's end offsets of the input partitions, and the worker group's committed offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in settings.input_topics for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        return ends, {tp: meta.offset for tp, meta in committed.items() if tp in ends}
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def _lag_metric(settings: Settings) -> dict[tuple[str, str], float]:
+    text = http_get(settings, "/metrics")[1].decode()
+    return {(s.labels["topic"], s.labels["partition"]): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == "churnwatch_consumer_lag_messages"}
+
+
+def test_lag_is_zero_where_the_broker_says_everything_was_read(broker: Broker, tmp_path: Path) -> None:
+    with running_worker(broker, tmp_path) as (settings, worker):
+        events = [e for c in range(50) for n in range(4)
+                  for e in (login(day(n) + timedelta(hours=c), f"lag-{c}"),)]
+        publish_events(settings, events)
+        assert wait_for(lambda: events_consumed(settings) == len(events), WAIT_S), worker.log_text()[-3000:]
+
+        def caught_up() -> bool:
+            ends, committed = asyncio.run(_end_offsets_and_committed(settings))
+            # An empty partition has no commit: nothing was read from it.
+            return all(committed.get(tp, 0) == end for tp, end in ends.items())
+
+        # The group commits what the worker acknowledged: at the end, the broker's end offsets.
+        assert wait_for(caught_up, WAIT_S), asyncio.run(_end_offsets_and_committed(settings))
+        ends, _ = asyncio.run(_end_offsets_and_committed(settings))
+        usage_partitions = {str(tp.partition) for tp, end in ends.items() if tp.topic == settings.topic_usage and end}
+        assert usage_partitions  # the events spread over the partitions
+        every = {(settings.topic_usage, str(p)) for p in range(settings.partitions)}
+        lag = wait_for(lambda: (m := _lag_metric(settings)) and every <= set(m) and m)
+        assert lag, _lag_metric(settings)
+        assert {key: lag[key] for key in every} == dict.fromkeys(every, 0.0)
+        assert worker.alive()
