@@ -29,7 +29,7 @@ test-kafka: $(STAMP) kafka-jars
 	CHURNWATCH_TEST_BROKER=kafka $(BIN)/python -m pytest
 
 kafka-jars: $(STAMP)
-	$(BIN)/python -c 'from stream_app.kafka_broker import ensure_jars; print("Apache Kafka jars in", ensure_jars())'
+	$(BIN)/python -c 'from churnwatch.dev.kafka_broker import ensure_jars; print("Apache Kafka jars in", ensure_jars())'
 
 # Re-resolve the pins from pyproject.toml into constraints.txt (needs the index).
 lock:

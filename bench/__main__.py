@@ -27,9 +27,9 @@ from pathlib import Path
 from bench import broker as on_broker
 from bench import pure
 from bench.broker import Measure
-from stream_app.embedded_broker import WORKER_TUNING, BrokerError, EmbeddedBroker
-from stream_app.kafka_broker import KafkaBroker
-from stream_app.settings import Settings
+from churnwatch.dev.embedded_broker import WORKER_TUNING, BrokerError, EmbeddedBroker
+from churnwatch.dev.kafka_broker import KafkaBroker
+from churnwatch.settings import Settings
 
 BROKERS = ("embedded", "kafka")
 

@@ -26,15 +26,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from bench.pure import cpu_seconds
-from rules.alert_ids import alert_id
-from schemas.alert import RuleName
-from schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
-from stream_app.child_process import ChildProcess
-from stream_app.embedded_broker import free_port
-from stream_app.publisher import encode, topic_for
-from stream_app.settings import Settings
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess, settings_env
+from churnwatch.rules.alert_ids import alert_id
+from churnwatch.schemas.alert import RuleName
+from churnwatch.schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
+from churnwatch.dev.child_process import ChildProcess
+from churnwatch.dev.embedded_broker import free_port
+from churnwatch.kafka.publisher import encode, topic_for
+from churnwatch.settings import Settings
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess, settings_env
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rules import load_rules
-from stream_app.backtest.run import format_report
-from stream_app.backtest.session import Outcome, Source, run_session
-from stream_app.backtest.warehouse import load_layout
-from stream_app.scorecard import rule_rows
-from stream_app.simulator import simulate, write_simulation
+from churnwatch.rules import load_rules
+from churnwatch.offline.backtest.run import format_report
+from churnwatch.offline.backtest.session import Outcome, Source, run_session
+from churnwatch.offline.backtest.warehouse import load_layout
+from churnwatch.offline.scorecard import rule_rows
+from churnwatch.offline.simulator import simulate, write_simulation
 
 HERE = Path(__file__).parent
 # The shared exports, with the column mapping each needs (None: the defaults).

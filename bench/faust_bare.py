@@ -18,8 +18,8 @@ from pathlib import Path
 
 import faust
 
-from stream_app.app import faust_app
-from stream_app.settings import Settings
+from churnwatch.worker.app import faust_app
+from churnwatch.settings import Settings
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ and its label is learned a horizon later. Prints the online ROC AUC and log
 loss of each, over the snapshots scored once the learner had ``--warm``
 labels, beside the log loss of a constant guess on the same snapshots. The
 learners are uncalibrated here: only churnwatch's own model adds Platt
-scaling. The features are churnwatch's (``rules.features.inputs``) with one
+scaling. The features are churnwatch's (``churnwatch.rules.features.inputs``) with one
 vocabulary for the whole run, so only the learner differs. Needs the
 ``eval`` extra for the batch learners.
 """
@@ -25,10 +25,10 @@ from typing import Any
 
 from river import compose, linear_model, optim, preprocessing
 
-from rules.config import ModelFeaturesConfig
-from rules.features import FeatureSet, inputs
-from rules.state import Observation
-from stream_app.model.roc import StreamingAUC
+from churnwatch.rules.config import ModelFeaturesConfig
+from churnwatch.rules.features import FeatureSet, inputs
+from churnwatch.rules.state import Observation
+from churnwatch.model.roc import StreamingAUC
 
 DAY = 86_400
 

@@ -7,14 +7,14 @@ import random
 import statistics
 import time
 
-from rules import RulesConfig
-from rules.config import ModelConfig
-from rules.labels import Labelled
-from rules.state import CustomerState, Observation
-from stream_app.model import ChurnModel
-from stream_app.due_index import DueIndex
-from stream_app.replay import Replay
-from stream_app.simulator import simulate
+from churnwatch.rules import RulesConfig
+from churnwatch.rules.config import ModelConfig
+from churnwatch.rules.labels import Labelled
+from churnwatch.rules.state import CustomerState, Observation
+from churnwatch.model import ChurnModel
+from churnwatch.due_index import DueIndex
+from churnwatch.offline.replay import Replay
+from churnwatch.offline.simulator import simulate
 
 
 def median_of(runs: int, measure) -> float:  # type: ignore[no-untyped-def]

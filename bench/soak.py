@@ -34,13 +34,13 @@ from aiokafka.structs import TopicPartition
 
 from bench.broker import fresh_settings, mix, scrape
 from bench.pure import rss_bytes
-from schemas.events import UsageEvent
-from schemas.intake import Rejection, decode_event
-from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker
-from stream_app.publisher import encode, topic_for
-from stream_app.settings import Settings
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.schemas.events import UsageEvent
+from churnwatch.schemas.intake import Rejection, decode_event
+from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker
+from churnwatch.kafka.publisher import encode, topic_for
+from churnwatch.settings import Settings
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 
 SECONDS_PER_EVENT = 30  # event time between two published events (bench.broker.mix)
 Say = Callable[[str], None]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from schemas.alert import RuleName
+from churnwatch.schemas.alert import RuleName
 
 ALERT_NAMESPACE = uuid.UUID("5b0a4f7e-3c1d-4e8a-9f65-6c0d2a7b1e93")
 

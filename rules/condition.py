@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rules.config import RulesConfig
-from rules.state import CustomerState
-from schemas.alert import EvidenceValue, RuleName, Severity
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.state import CustomerState
+from churnwatch.schemas.alert import EvidenceValue, RuleName, Severity
 
 SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.HIGH, Severity.CRITICAL)
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.alert import Severity
+from churnwatch.schemas.alert import Severity
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("default_rules.toml")
 

@@ -8,11 +8,11 @@ login ends it; the activity figures only decide when it opens.
 
 from __future__ import annotations
 
-from rules.clock_math import DAY, day_of, iso, iso_date
-from rules.condition import Condition, Rule
-from rules.config import RulesConfig
-from rules.state import CustomerState
-from schemas.alert import RuleName, Severity
+from churnwatch.rules.clock_math import DAY, day_of, iso, iso_date
+from churnwatch.rules.condition import Condition, Rule
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.state import CustomerState
+from churnwatch.schemas.alert import RuleName, Severity
 
 MONTH_DAYS = 30
 # Tolerance for the ratio test, so that exactly min_drop counts as a drop.

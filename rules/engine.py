@@ -16,18 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from rules import disengagement, labels, model_risk, payment, revenue, support
-from rules.clock_math import HOUR, iso_date, to_seconds
-from rules.condition import Rule
-from rules.config import RulesConfig
-from rules.episodes import reconcile
-from rules.fold import Outcome, fold_event, new_state
-from rules.features import observe
-from rules.labels import Labelled
-from rules.model_risk import ModelView, stake
-from rules.state import CustomerState, Risk
-from schemas.alert import Alert, RuleName
-from schemas.events import Event
+from churnwatch.rules import disengagement, labels, model_risk, payment, revenue, support
+from churnwatch.rules.clock_math import HOUR, iso_date, to_seconds
+from churnwatch.rules.condition import Rule
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.episodes import reconcile
+from churnwatch.rules.fold import Outcome, fold_event, new_state
+from churnwatch.rules.features import observe
+from churnwatch.rules.labels import Labelled
+from churnwatch.rules.model_risk import ModelView, stake
+from churnwatch.rules.state import CustomerState, Risk
+from churnwatch.schemas.alert import Alert, RuleName
+from churnwatch.schemas.events import Event
 
 RULES: tuple[Rule, ...] = (
     disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, model_risk.RULE,

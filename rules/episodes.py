@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rules.alert_ids import alert_id
-from rules.clock_math import to_datetime
-from rules.condition import Condition, rank
-from rules.priority import priority
-from rules.state import CustomerState, Episode
-from schemas.alert import Alert, AlertStatus, RuleName
+from churnwatch.rules.alert_ids import alert_id
+from churnwatch.rules.clock_math import to_datetime
+from churnwatch.rules.condition import Condition, rank
+from churnwatch.rules.priority import priority
+from churnwatch.rules.state import CustomerState, Episode
+from churnwatch.schemas.alert import Alert, AlertStatus, RuleName
 
 RESOLVED_ACTION = "No action needed: the condition has cleared."
 

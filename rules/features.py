@@ -28,9 +28,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from rules.clock_math import DAY, day_of
-from rules.config import ModelFeaturesConfig
-from rules.state import CustomerState, Observation
+from churnwatch.rules.clock_math import DAY, day_of
+from churnwatch.rules.config import ModelFeaturesConfig
+from churnwatch.rules.state import CustomerState, Observation
 
 FEATURE_VERSION = 2
 SHORT_DAYS = 7

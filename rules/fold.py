@@ -12,9 +12,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
-from rules.clock_math import DAY, day_of, to_seconds
-from rules.config import RulesConfig
-from rules.state import (
+from churnwatch.rules.clock_math import DAY, day_of, to_seconds
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.state import (
     MAX_DOWNGRADES,
     MAX_FAILURES,
     MAX_MRR_CHANGES,
@@ -28,7 +28,7 @@ from rules.state import (
     Subscription,
     TicketOpened,
 )
-from schemas.events import (
+from churnwatch.schemas.events import (
     Event,
     PaymentEvent,
     PaymentStatus,

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rules.clock_math import DAY, day_of
-from rules.config import RulesConfig
-from rules.state import CustomerState, Observation, Snapshot
+from churnwatch.rules.clock_math import DAY, day_of
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.state import CustomerState, Observation, Snapshot
 
 
 @dataclass(frozen=True, slots=True)

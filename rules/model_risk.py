@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from rules.condition import Condition, Rule
-from rules.config import ModelConfig, RulesConfig
-from rules.features import describe
-from rules.labels import churned
-from rules.state import CustomerState, Driver, Observation, Risk
-from schemas.alert import RuleName, Severity
+from churnwatch.rules.condition import Condition, Rule
+from churnwatch.rules.config import ModelConfig, RulesConfig
+from churnwatch.rules.features import describe
+from churnwatch.rules.labels import churned
+from churnwatch.rules.state import CustomerState, Driver, Observation, Risk
+from churnwatch.schemas.alert import RuleName, Severity
 
 
 class Score(NamedTuple):

@@ -7,11 +7,11 @@ retry can succeed until the customer updates it.
 
 from __future__ import annotations
 
-from rules.clock_math import DAY, iso, iso_date
-from rules.condition import Condition, Rule, raise_severity
-from rules.config import RulesConfig
-from rules.state import CustomerState, Failure
-from schemas.alert import RuleName, Severity
+from churnwatch.rules.clock_math import DAY, iso, iso_date
+from churnwatch.rules.condition import Condition, Rule, raise_severity
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.state import CustomerState, Failure
+from churnwatch.schemas.alert import RuleName, Severity
 
 ACTIONS: dict[str, str] = {
     "card_expired": "Send a payment-method update reminder; the card on file has expired.",

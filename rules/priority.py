@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from schemas.alert import Severity
+from churnwatch.schemas.alert import Severity
 
 SEVERITY_BASE: dict[Severity, int] = {
     Severity.INFO: 10,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from rules.clock_math import DAY, iso, iso_date
-from rules.condition import Condition, Rule
-from rules.config import RulesConfig
-from rules.state import CustomerState, Downgrade
-from schemas.alert import RuleName, Severity
+from churnwatch.rules.clock_math import DAY, iso, iso_date
+from churnwatch.rules.condition import Condition, Rule
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.state import CustomerState, Downgrade
+from churnwatch.schemas.alert import RuleName, Severity
 
 
 def _recent(state: CustomerState, now: int, config: RulesConfig) -> list[Downgrade]:

@@ -19,7 +19,7 @@ import zlib
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.alert import RuleName, Severity
+from churnwatch.schemas.alert import RuleName, Severity
 
 # Hard caps, whatever the rules file says: a burst of events for one customer
 # must not grow its state (and every changelog message) without bound.

@@ -7,11 +7,11 @@ happens as tickets close or age out of the window.
 
 from __future__ import annotations
 
-from rules.clock_math import DAY
-from rules.condition import Condition, Rule, raise_severity
-from rules.config import RulesConfig
-from rules.state import CustomerState, TicketOpened
-from schemas.alert import RuleName, Severity
+from churnwatch.rules.clock_math import DAY
+from churnwatch.rules.condition import Condition, Rule, raise_severity
+from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.state import CustomerState, TicketOpened
+from churnwatch.schemas.alert import RuleName, Severity
 
 
 def _open(ticket: TicketOpened, state: CustomerState) -> bool:

@@ -1,8 +1,8 @@
 """Event, alert and dead-letter contracts (pydantic v2); no Kafka, no Faust."""
 
-from schemas.alert import Alert, AlertStatus, RuleName, Severity
-from schemas.dead_letter import DeadLetter, RejectReason
-from schemas.events import (
+from churnwatch.schemas.alert import Alert, AlertStatus, RuleName, Severity
+from churnwatch.schemas.dead_letter import DeadLetter, RejectReason
+from churnwatch.schemas.events import (
     EVENT_MODELS,
     Event,
     PaymentEvent,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.alert import Alert
-from schemas.dead_letter import DeadLetter
-from schemas.events import EVENT_ADAPTER, EVENT_MODELS
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.dead_letter import DeadLetter
+from churnwatch.schemas.events import EVENT_ADAPTER, EVENT_MODELS
 
 
 def export_schemas(directory: Path) -> list[Path]:

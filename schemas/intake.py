@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from schemas.dead_letter import RejectReason
-from schemas.events import EVENT_ADAPTER, Event
+from churnwatch.schemas.dead_letter import RejectReason
+from churnwatch.schemas.events import EVENT_ADAPTER, Event
 
 MAX_ERROR_CHARS = 2000
 _UNKNOWN_TYPE_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})

@@ -1,3 +1,3 @@
-from stream_app.cli import main
+from churnwatch.cli import main
 
 raise SystemExit(main())

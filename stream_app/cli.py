@@ -14,19 +14,19 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from rules.config import RulesFileError
-from stream_app.backtest.warehouse import LayoutError
-from stream_app.settings import SettingsError
+from churnwatch.rules.config import RulesFileError
+from churnwatch.offline.backtest.warehouse import LayoutError
+from churnwatch.settings import SettingsError
 
 
 def _worker(args: argparse.Namespace) -> int:
     import faust
 
-    from rules import load_rules
-    from stream_app.app import build_app
-    from stream_app.embedded_broker import tuned_for_broker
-    from stream_app.settings import Settings
-    from stream_app.topics import cluster_id, ensure_topics
+    from churnwatch.rules import load_rules
+    from churnwatch.worker.app import build_app
+    from churnwatch.dev.embedded_broker import tuned_for_broker
+    from churnwatch.settings import Settings
+    from churnwatch.kafka.topics import cluster_id, ensure_topics
 
     settings = Settings.from_env()
     rules = load_rules(settings.rules_file)  # a bad rules file stops us before we connect
@@ -41,7 +41,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    from stream_app.embedded_broker import EmbeddedBroker
+    from churnwatch.dev.embedded_broker import EmbeddedBroker
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -55,7 +55,7 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _schemas_export(args: argparse.Namespace) -> int:
-    from schemas.export import export_schemas
+    from churnwatch.schemas.export import export_schemas
 
     for path in export_schemas(Path(args.directory)):
         print(path)
@@ -63,11 +63,11 @@ def _schemas_export(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from rules import load_rules
-    from schemas.alert import Alert
-    from stream_app.replay import format_summary, replay_lines
-    from stream_app.scorecard import format_scorecard, score_alerts
-    from stream_app.simulator import read_truth
+    from churnwatch.rules import load_rules
+    from churnwatch.schemas.alert import Alert
+    from churnwatch.offline.replay import format_summary, replay_lines
+    from churnwatch.offline.scorecard import format_scorecard, score_alerts
+    from churnwatch.offline.simulator import read_truth
 
     config = load_rules(Path(args.rules) if args.rules else None)
     until = datetime.fromisoformat(args.until) if args.until else None
@@ -101,10 +101,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from rules import load_rules
-    from stream_app.backtest.run import format_report
-    from stream_app.backtest.session import Source, run_session
-    from stream_app.backtest.warehouse import load_layout
+    from churnwatch.rules import load_rules
+    from churnwatch.offline.backtest.run import format_report
+    from churnwatch.offline.backtest.session import Source, run_session
+    from churnwatch.offline.backtest.warehouse import load_layout
 
     config = load_rules(Path(args.rules) if args.rules else None)
     end = _moment(args.end, "--end")
@@ -137,7 +137,7 @@ def _moment(text: str | None, option: str) -> datetime | None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from stream_app.simulator import simulate, write_simulation
+    from churnwatch.offline.simulator import simulate, write_simulation
 
     events, truth = simulate(args.customers, args.days, args.seed)
     truth_file = write_simulation(Path(args.out), events, truth)
@@ -145,10 +145,10 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"{len(events)} events of {len(truth)} customers ({churned} churn) over {args.days} days"
           f" -> {args.out}, truth -> {truth_file}")
     if args.broker:
-        from stream_app.publisher import publish_paced
-        from stream_app.settings import Settings
-        from stream_app.simulator import DEFAULT_START
-        from stream_app.topics import ensure_topics
+        from churnwatch.kafka.publisher import publish_paced
+        from churnwatch.settings import Settings
+        from churnwatch.offline.simulator import DEFAULT_START
+        from churnwatch.kafka.topics import ensure_topics
 
         settings = Settings.from_env().model_copy(update={"bootstrap_servers": args.broker})
         asyncio.run(ensure_topics(settings))
@@ -165,7 +165,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stream_app.demo import run_demo
+    from churnwatch.dev.demo import run_demo
 
     return run_demo(bootstrap=args.broker, customers=args.customers, days=args.days, speed=args.speed,
                     seed=args.seed, timeout_s=args.timeout)

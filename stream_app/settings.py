@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     )
 
     # Consumer-group timing. Faust's defaults suit a real cluster; the embedded
-    # broker needs short sessions (see stream_app.embedded_broker.WORKER_TUNING).
+    # broker needs short sessions (see churnwatch.dev.embedded_broker.WORKER_TUNING).
     session_timeout_s: Annotated[float, Field(gt=0, le=300)] = 60.0
     heartbeat_interval_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     rebalance_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0

@@ -28,17 +28,17 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rules import CustomerState, RulesConfig
-from schemas.events import Event
-from stream_app.app import STATE_TABLE
-from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
-from stream_app.kafka_broker import KafkaBroker
-from stream_app.publisher import EventPublisher
-from stream_app.replay import Replay
-from stream_app.settings import Settings
-from stream_app.topic_reader import collect
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.rules import CustomerState, RulesConfig
+from churnwatch.schemas.events import Event
+from churnwatch.worker.app import STATE_TABLE
+from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
+from churnwatch.dev.kafka_broker import KafkaBroker
+from churnwatch.kafka.publisher import EventPublisher
+from churnwatch.offline.replay import Replay
+from churnwatch.settings import Settings
+from churnwatch.kafka.reader import collect
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from schemas.events import PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
+from churnwatch.schemas.events import PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _ids = itertools.count()

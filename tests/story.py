@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from rules import RulesConfig
-from schemas.alert import Alert
-from schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
-from stream_app.replay import replay_lines
+from churnwatch.rules import RulesConfig
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
+from churnwatch.offline.replay import replay_lines
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 75

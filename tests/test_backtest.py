@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rules import RulesConfig
-from stream_app.backtest.run import budget_curve, lift_by_decile, run_backtest
-from stream_app.backtest.warehouse import Export
-from stream_app.cli import main
+from churnwatch.rules import RulesConfig
+from churnwatch.offline.backtest.run import budget_curve, lift_by_decile, run_backtest
+from churnwatch.offline.backtest.warehouse import Export
+from churnwatch.cli import main
 from tests.warehouse_fixture import write_export
 
 

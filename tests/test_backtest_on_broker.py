@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from rules import RulesConfig
-from schemas.alert import Alert, RuleName
-from stream_app.backtest.run import run_backtest
-from stream_app.backtest.warehouse import Export, ExportLayout
-from stream_app.topic_reader import collect
+from churnwatch.rules import RulesConfig
+from churnwatch.schemas.alert import Alert, RuleName
+from churnwatch.offline.backtest.run import run_backtest
+from churnwatch.offline.backtest.warehouse import Export, ExportLayout
+from churnwatch.kafka.reader import collect
 from tests.conftest import Broker, publish_events, running_worker
 from tests.story import episode_changes
 from tests.warehouse_fixture import write_export

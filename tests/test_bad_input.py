@@ -21,12 +21,12 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules.engine import is_future
-from schemas.dead_letter import DeadLetter, RejectReason
-from schemas.intake import Rejection, decode_event
-from stream_app.settings import Settings
-from stream_app.topic_reader import collect
-from stream_app.worker_process import WorkerProcess
+from churnwatch.rules.engine import is_future
+from churnwatch.schemas.dead_letter import DeadLetter, RejectReason
+from churnwatch.schemas.intake import Rejection, decode_event
+from churnwatch.settings import Settings
+from churnwatch.kafka.reader import collect
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, events_consumed, running_worker
 
 pytestmark = pytest.mark.integration

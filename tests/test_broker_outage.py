@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.events import Event
+from churnwatch.schemas.events import Event
 from tests.conftest import chosen_broker, events_consumed, own_broker, publish_events, running_worker, wait_for
 from tests.event_factory import day, login, usage
 

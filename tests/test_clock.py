@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream_app.clock import EventClock as _EventClock
-from stream_app.clock import Progress
+from churnwatch.worker.clock import EventClock as _EventClock
+from churnwatch.worker.clock import Progress
 from tests.event_factory import day
 
 WALL = [0.0]

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from rules import RulesConfig
-from schemas.alert import Alert
-from schemas.events import Event
-from stream_app.embedded_broker import free_port
-from stream_app.replay import Replay
-from stream_app.settings import Settings
-from stream_app.topic_reader import collect
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.rules import RulesConfig
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.events import Event
+from churnwatch.dev.embedded_broker import free_port
+from churnwatch.offline.replay import Replay
+from churnwatch.settings import Settings
+from churnwatch.kafka.reader import collect
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, changelog_states, http_get, make_settings, publish_events, wait_for
 from tests.story import episode_changes, story
 

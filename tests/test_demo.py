@@ -25,7 +25,7 @@ def _gone(pid: int) -> bool:
 def test_a_short_demo_reports_alerts_and_a_scorecard_and_leaves_nothing_running() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")}
     result = subprocess.run(
-        [sys.executable, "-m", "stream_app", "demo", "--customers", "60", "--days", "90", "--speed", "15"],
+        [sys.executable, "-m", "churnwatch", "demo", "--customers", "60", "--days", "90", "--speed", "15"],
         capture_output=True, text=True, timeout=300, env=env,
     )
     out = result.stdout + result.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stream_app.due_index import Due, DueIndex
+from churnwatch.due_index import Due, DueIndex
 
 
 def test_pops_only_what_is_due_earliest_first() -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.embedded_broker import free_port, kafka_answers
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.dev.embedded_broker import free_port, kafka_answers
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import (
     Broker,
     changelog_states,
@@ -40,7 +40,7 @@ WAIT_S = 120.0
 
 def test_a_hand_started_worker_on_the_embedded_broker_restarts_with_every_state(tmp_path: Path) -> None:
     port = free_port()
-    broker = subprocess.Popen([sys.executable, "-m", "stream_app", "broker", "--port", str(port)],
+    broker = subprocess.Popen([sys.executable, "-m", "churnwatch", "broker", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         assert wait_for(lambda: kafka_answers("127.0.0.1", port), 30)

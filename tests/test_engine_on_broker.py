@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from rules import RulesConfig
-from schemas.alert import Alert
+from churnwatch.rules import RulesConfig
+from churnwatch.schemas.alert import Alert
 from tests.story import START, episode_changes, expected_alerts, story
-from stream_app.publisher import EventPublisher
-from stream_app.settings import Settings
-from stream_app.topic_reader import collect
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.kafka.publisher import EventPublisher
+from churnwatch.settings import Settings
+from churnwatch.kafka.reader import collect
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, make_settings
 
 pytestmark = pytest.mark.integration

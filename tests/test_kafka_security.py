@@ -9,9 +9,9 @@ from pathlib import Path
 import faust
 import pytest
 
-from stream_app.kafka_security import aiokafka_options, faust_credentials
-from stream_app.settings import Settings
-from stream_app.worker_process import WorkerProcess, settings_env
+from churnwatch.kafka.security import aiokafka_options, faust_credentials
+from churnwatch.settings import Settings
+from churnwatch.dev.worker_process import WorkerProcess, settings_env
 from tests.conftest import Broker, make_settings
 
 SECRET = "s3cret-do-not-print-7f1c"

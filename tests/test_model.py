@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from rules import CustomerState, RulesConfig, apply_event, evaluate
-from rules.clock_math import DAY, to_seconds
-from rules.config import ModelConfig, ModelFeaturesConfig, StateConfig
-from rules.features import ALL, POOLED, FeatureSet, describe, inputs, observe
-from rules.labels import Labelled, label_snapshots
-from rules.model_risk import Rank, Score
-from rules.state import Driver, Observation, Snapshot
-from schemas.alert import RuleName
-from schemas.events import Event
-from stream_app.cli import main
-from stream_app.model import ChurnModel
-from stream_app.model.calibration import Platt
-from stream_app.model.ranking import MIN_POPULATION, WeeklyRanking
-from stream_app.model.roc import StreamingAUC
-from stream_app.simulator import simulate, write_simulation
+from churnwatch.rules import CustomerState, RulesConfig, apply_event, evaluate
+from churnwatch.rules.clock_math import DAY, to_seconds
+from churnwatch.rules.config import ModelConfig, ModelFeaturesConfig, StateConfig
+from churnwatch.rules.features import ALL, POOLED, FeatureSet, describe, inputs, observe
+from churnwatch.rules.labels import Labelled, label_snapshots
+from churnwatch.rules.model_risk import Rank, Score
+from churnwatch.rules.state import Driver, Observation, Snapshot
+from churnwatch.schemas.alert import RuleName
+from churnwatch.schemas.events import Event
+from churnwatch.cli import main
+from churnwatch.model import ChurnModel
+from churnwatch.model.calibration import Platt
+from churnwatch.model.ranking import MIN_POPULATION, WeeklyRanking
+from churnwatch.model.roc import StreamingAUC
+from churnwatch.offline.simulator import simulate, write_simulation
 from tests.event_factory import day, failed, login, subscription, ticket, usage
 
 

@@ -16,11 +16,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_app.app import STATE_TABLE
-from stream_app.settings import Settings
-from stream_app.topic_reader import collect
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.worker.app import STATE_TABLE
+from churnwatch.settings import Settings
+from churnwatch.kafka.reader import collect
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import (
     Broker,
     changelog_states,

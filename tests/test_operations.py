@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.events import MAX_ID_CHARS, Event
-from stream_app.publisher import EventPublisher
-from stream_app.settings import Settings
-from stream_app.topic_reader import collect
-from stream_app.embedded_broker import free_port
-from stream_app.worker_process import WorkerProcess
+from churnwatch.schemas.events import MAX_ID_CHARS, Event
+from churnwatch.kafka.publisher import EventPublisher
+from churnwatch.settings import Settings
+from churnwatch.kafka.reader import collect
+from churnwatch.dev.embedded_broker import free_port
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, http_get, running_worker, wait_for
 from tests.event_factory import day, failed, login, subscription, usage
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
 
-from stream_app.metrics import Metrics
-from stream_app.kafka_broker import KafkaBroker
-from stream_app.settings import Settings
+from churnwatch.http.metrics import Metrics
+from churnwatch.dev.kafka_broker import KafkaBroker
+from churnwatch.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = ROOT / "ops"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rules import RulesConfig
-from stream_app.app import Processor, faust_app
-from stream_app.settings import Settings
+from churnwatch.rules import RulesConfig
+from churnwatch.worker.app import Processor, faust_app
+from churnwatch.settings import Settings
 
 
 def test_a_worker_whose_consumer_has_not_started_is_not_ready(tmp_path: Path) -> None:

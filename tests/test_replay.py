@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from rules import RulesConfig
-from schemas.alert import Alert
-from stream_app.cli import main
+from churnwatch.rules import RulesConfig
+from churnwatch.schemas.alert import Alert
+from churnwatch.cli import main
 from tests.story import expected_alerts, story
-from stream_app.replay import replay_lines
+from churnwatch.offline.replay import replay_lines
 from tests.event_factory import day, login, usage
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.config import DEFAULT_RULES_FILE, RulesConfig, RulesFileError, load_rules
+from churnwatch.rules.config import DEFAULT_RULES_FILE, RulesConfig, RulesFileError, load_rules
 
 
 def test_the_documented_file_holds_exactly_the_defaults() -> None:

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from rules.alert_ids import alert_id
-from rules.priority import priority
-from rules.clock_math import to_seconds
-from rules.config import DisengagementConfig, ModelConfig
-from rules.engine import is_future
-from schemas.alert import Alert, RuleName, Severity
-from schemas.events import Event
+from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
+from churnwatch.rules.alert_ids import alert_id
+from churnwatch.rules.priority import priority
+from churnwatch.rules.clock_math import to_seconds
+from churnwatch.rules.config import DisengagementConfig, ModelConfig
+from churnwatch.rules.engine import is_future
+from churnwatch.schemas.alert import Alert, RuleName, Severity
+from churnwatch.schemas.events import Event
 from tests.event_factory import day, failed, login, subscription, succeeded, ticket, usage
 
 SECOND = timedelta(seconds=1)

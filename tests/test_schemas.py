@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.dead_letter import RejectReason
-from schemas.events import PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent, parse_event
-from schemas.intake import Rejection, decode_event
+from churnwatch.schemas.dead_letter import RejectReason
+from churnwatch.schemas.events import PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent, parse_event
+from churnwatch.schemas.intake import Rejection, decode_event
 
 BASE = {"event_id": "e-1", "customer_id": "c-1", "occurred_at": "2026-01-05T12:00:00Z"}
 VALID = {

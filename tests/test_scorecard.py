@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas.alert import Alert
-from stream_app.scorecard import ALL_RULES, base_rate, format_scorecard, score_alerts
-from stream_app.simulator import Truth
+from churnwatch.schemas.alert import Alert
+from churnwatch.offline.scorecard import ALL_RULES, base_rate, format_scorecard, score_alerts
+from churnwatch.offline.simulator import Truth
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = START + timedelta(days=100)

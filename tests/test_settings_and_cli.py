@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from stream_app.cli import main
-from stream_app.embedded_broker import EmbeddedBroker, free_port, kafka_answers
-from stream_app.settings import Settings
-from stream_app.worker_process import settings_env
+from churnwatch.cli import main
+from churnwatch.dev.embedded_broker import EmbeddedBroker, free_port, kafka_answers
+from churnwatch.settings import Settings
+from churnwatch.dev.worker_process import settings_env
 
 
 def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,7 +86,7 @@ def test_embedded_broker_answers_and_its_process_ends() -> None:
 def test_broker_command_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "stream_app", "broker", "--port", str(port)],
+        [sys.executable, "-m", "churnwatch", "broker", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from schemas.intake import validate_event
-from stream_app.publisher import topic_for
-from stream_app.topic_reader import collect
-from stream_app.worker_process import settings_env
+from churnwatch.schemas.intake import validate_event
+from churnwatch.kafka.publisher import topic_for
+from churnwatch.kafka.reader import collect
+from churnwatch.dev.worker_process import settings_env
 from tests.conftest import Broker, make_settings
-from stream_app.cli import main
-from stream_app.simulator import ARCHETYPES, simulate, truth_path
+from churnwatch.cli import main
+from churnwatch.offline.simulator import ARCHETYPES, simulate, truth_path
 
 
 def test_the_same_seed_gives_the_same_file(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from schemas.alert import Alert
-from schemas.dead_letter import DeadLetter
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.dead_letter import DeadLetter
 from tests.conftest import Broker, running_worker
 
 pytestmark = pytest.mark.integration

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rules import CustomerState
-from stream_app.state_cache import DecodedStates
+from churnwatch.rules import CustomerState
+from churnwatch.worker.state_cache import DecodedStates
 
 
 def _state(customer_id: str, seen: int) -> CustomerState:

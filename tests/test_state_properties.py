@@ -7,9 +7,9 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules import CustomerState, RulesConfig, apply_event
-from rules.fold import Outcome
-from schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
+from churnwatch.rules import CustomerState, RulesConfig, apply_event
+from churnwatch.rules.fold import Outcome
+from churnwatch.schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
 from tests.event_factory import T0
 
 CONFIG = RulesConfig()

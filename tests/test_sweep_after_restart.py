@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from schemas.alert import Alert
-from schemas.dead_letter import DeadLetter
-from schemas.events import Event
-from stream_app.publisher import EventPublisher
-from stream_app.topic_reader import collect
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.dead_letter import DeadLetter
+from churnwatch.schemas.events import Event
+from churnwatch.kafka.publisher import EventPublisher
+from churnwatch.kafka.reader import collect
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, make_settings
 from tests.event_factory import day, login, usage
 

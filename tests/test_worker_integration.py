@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.alert import Alert
-from schemas.dead_letter import DeadLetter
-from schemas.events import PaymentEvent, UsageEvent
-from stream_app.publisher import EventPublisher
-from stream_app.settings import Settings
-from stream_app.topic_reader import collect
-from stream_app.worker_process import WorkerProcess
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.dead_letter import DeadLetter
+from churnwatch.schemas.events import PaymentEvent, UsageEvent
+from churnwatch.kafka.publisher import EventPublisher
+from churnwatch.settings import Settings
+from churnwatch.kafka.reader import collect
+from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, running_worker
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,7 @@ def test_failed_payment_becomes_an_alert(running: tuple[Settings, WorkerProcess]
     assert alert.evidence["last_failure_reason"] == "card_expired"
     assert "update" in alert.recommended_action
     # Deterministic: the id is a function of the input, not of the run.
-    from rules.alert_ids import alert_id
+    from churnwatch.rules.alert_ids import alert_id
 
     assert alert.alert_id == alert_id("cust-pay", alert.rule, "pay-it-1")
 
@@ -154,8 +154,8 @@ def test_a_burst_of_one_customer_is_written_to_the_changelog_once_per_batch(
 ) -> None:
     from datetime import timedelta
 
-    from rules import CustomerState
-    from stream_app.app import STATE_TABLE
+    from churnwatch.rules import CustomerState
+    from churnwatch.worker.app import STATE_TABLE
 
     settings, worker = running
     burst = [UsageEvent(event_id=f"burst-{n}", customer_id="cust-burst",

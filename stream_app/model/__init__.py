@@ -1,5 +1,5 @@
 """The online churn model and what it measures itself by: ROC AUC, calibration, the weekly ranking."""
 
-from stream_app.model.online import ChurnModel
+from churnwatch.model.online import ChurnModel
 
 __all__ = ["ChurnModel"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from stream_app.model.roc import logit
+from churnwatch.model.roc import logit
 
 STEPS = 25
 

@@ -15,7 +15,7 @@ weighting of the rare positives (weighting them, as earlier versions did,
 cost ROC AUC on every base tried and made the scores over-confident).
 
 The features come from the snapshot's raw observation and the model's own
-vocabulary (``rules.features.FeatureSet``), chosen from the usage names of
+vocabulary (``churnwatch.rules.features.FeatureSet``), chosen from the usage names of
 what it learned: at the 1st, 2nd, 4th, ... label, then every
 ``vocabulary_every_labels``.
 
@@ -45,15 +45,15 @@ from typing import Any
 
 from river import compose, linear_model, optim, preprocessing
 
-from rules.config import ModelConfig
-from rules.engine import Assessment
-from rules.features import FeatureSet, inputs
-from rules.labels import Labelled
-from rules.model_risk import Rank, Score
-from rules.state import Driver, Observation
-from stream_app.model.calibration import Platt
-from stream_app.model.ranking import WeeklyRanking
-from stream_app.model.roc import StreamingAUC, logit
+from churnwatch.rules.config import ModelConfig
+from churnwatch.rules.engine import Assessment
+from churnwatch.rules.features import FeatureSet, inputs
+from churnwatch.rules.labels import Labelled
+from churnwatch.rules.model_risk import Rank, Score
+from churnwatch.rules.state import Driver, Observation
+from churnwatch.model.calibration import Platt
+from churnwatch.model.ranking import WeeklyRanking
+from churnwatch.model.roc import StreamingAUC, logit
 
 log = logging.getLogger(__name__)
 

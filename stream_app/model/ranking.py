@@ -11,8 +11,8 @@ from __future__ import annotations
 import bisect
 from collections import deque
 
-from rules.clock_math import DAY
-from rules.model_risk import Rank
+from churnwatch.rules.clock_math import DAY
+from churnwatch.rules.model_risk import Rank
 
 MIN_POPULATION = 50  # fewer assessments than this rank nothing: a top 3% of 10 is no budget
 

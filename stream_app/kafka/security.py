@@ -12,7 +12,7 @@ from typing import Any
 import faust
 from faust.types.auth import CredentialsT
 
-from stream_app.settings import Settings
+from churnwatch.settings import Settings
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
+from churnwatch.schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.alert import Alert, AlertStatus
-from stream_app.simulator import Truth
+from churnwatch.schemas.alert import Alert, AlertStatus
+from churnwatch.offline.simulator import Truth
 
 ALL_RULES = "any rule"
 

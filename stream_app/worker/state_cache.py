@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from rules import CustomerState
+from churnwatch.rules import CustomerState
 
 
 class DecodedStates:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stream_app.backtest.run import Backtest, BudgetPoint
+from churnwatch.offline.backtest.run import Backtest, BudgetPoint
 
 
 def draw(backtest: Backtest, curve: list[BudgetPoint], deciles: list[float], path: Path) -> Path | str:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from stream_app.child_process import ChildProcess
-from stream_app.settings import ENV_PREFIX, Settings
+from churnwatch.dev.child_process import ChildProcess
+from churnwatch.settings import ENV_PREFIX, Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -40,5 +40,5 @@ class WorkerProcess(ChildProcess):
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env.update(settings_env(self.settings))
         env.update(self.extra_env)
-        self.spawn([sys.executable, "-m", "stream_app", "worker"], env)
+        self.spawn([sys.executable, "-m", "churnwatch", "worker"], env)
         return self

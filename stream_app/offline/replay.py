@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from rules.clock_math import iso, to_datetime, to_seconds
-from rules.engine import Transition, is_future
-from rules.labels import Labelled
-from schemas.events import Event
-from schemas.alert import Alert
-from schemas.dead_letter import RejectReason
-from schemas.intake import Rejection, validate_event
-from stream_app.model import ChurnModel
-from stream_app.due_index import DueIndex
+from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
+from churnwatch.rules.clock_math import iso, to_datetime, to_seconds
+from churnwatch.rules.engine import Transition, is_future
+from churnwatch.rules.labels import Labelled
+from churnwatch.schemas.events import Event
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.dead_letter import RejectReason
+from churnwatch.schemas.intake import Rejection, validate_event
+from churnwatch.model import ChurnModel
+from churnwatch.due_index import DueIndex
 
 
 class ScoreLine(NamedTuple):

@@ -14,9 +14,9 @@ from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
 
-from schemas.events import Event
-from stream_app.kafka_security import aiokafka_options
-from stream_app.settings import Settings
+from churnwatch.schemas.events import Event
+from churnwatch.kafka.security import aiokafka_options
+from churnwatch.settings import Settings
 
 
 def topic_for(event: Event, settings: Settings) -> str:

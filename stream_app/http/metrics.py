@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from schemas.alert import Alert, Severity
+from churnwatch.schemas.alert import Alert, Severity
 
 # Event age spans seconds (live) to months (a backfill); processing spans microseconds to a second.
 AGE_BUCKETS = (1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400, float("inf"))

@@ -28,18 +28,18 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rules import load_rules
-from schemas.alert import Alert, AlertStatus
-from schemas.dead_letter import DeadLetter
-from schemas.events import Event
-from stream_app.model import ChurnModel
-from stream_app.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
-from stream_app.publisher import EventPublisher, publish_paced
-from stream_app.scorecard import format_scorecard, score_alerts
-from stream_app.settings import Settings
-from stream_app.simulator import DEFAULT_START, simulate
-from stream_app.topics import ensure_topics
-from stream_app.worker_process import WorkerProcess
+from churnwatch.rules import load_rules
+from churnwatch.schemas.alert import Alert, AlertStatus
+from churnwatch.schemas.dead_letter import DeadLetter
+from churnwatch.schemas.events import Event
+from churnwatch.model import ChurnModel
+from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
+from churnwatch.kafka.publisher import EventPublisher, publish_paced
+from churnwatch.offline.scorecard import format_scorecard, score_alerts
+from churnwatch.settings import Settings
+from churnwatch.offline.simulator import DEFAULT_START, simulate
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.worker_process import WorkerProcess
 
 MARKER = b"churnwatch-demo: end of stream (not an event)"
 SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "high": "bold red", "critical": "bold white on red"}

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rules.features import LONG_DAYS, MAX_DAYS
+from churnwatch.rules.features import LONG_DAYS, MAX_DAYS
 
 if TYPE_CHECKING:
-    from stream_app.backtest.run import SnapshotScore
+    from churnwatch.offline.backtest.run import SnapshotScore
 
 MAX_NAMES = 64
 FOLDS = 5

@@ -17,8 +17,8 @@ import struct
 import tempfile
 from pathlib import Path
 
-from stream_app.child_process import ChildProcess
-from stream_app.settings import ENV_PREFIX, Settings
+from churnwatch.dev.child_process import ChildProcess
+from churnwatch.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from stream_app.settings import Settings
+from churnwatch.settings import Settings
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,9 +1,9 @@
 """``churnwatch backtest``: a customer base's history through the worker's core, judged by what happened.
 
 The events (from a warehouse export, or a churnwatch event file with a truth
-file) are replayed in time order through ``stream_app.replay.Replay``, the
+file) are replayed in time order through ``churnwatch.offline.replay.Replay``, the
 same core and model the worker runs, on the event clock. Every alert is
-scored against the outcomes in the data (``stream_app.scorecard``), the
+scored against the outcomes in the data (``churnwatch.offline.scorecard``), the
 model's online ROC AUC and log loss come from its own delayed labels, and
 its labelled snapshots feed an offline reference model and a chart.
 """
@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from rules import RulesConfig
-from rules.labels import Labelled
-from rules.model_risk import stake
-from rules.state import Observation
-from schemas.alert import Alert, RuleName
-from schemas.events import Event
-from schemas.intake import Rejection, validate_event
-from stream_app.backtest.warehouse import ImportReport
-from stream_app.model.ranking import WeeklyRanking
-from stream_app.replay import Replay, ReplaySummary
-from stream_app.scorecard import RuleScore, Scorecard, churn_times, rule_rows, score_alerts, score_openings
-from stream_app.simulator import Truth
+from churnwatch.rules import RulesConfig
+from churnwatch.rules.labels import Labelled
+from churnwatch.rules.model_risk import stake
+from churnwatch.rules.state import Observation
+from churnwatch.schemas.alert import Alert, RuleName
+from churnwatch.schemas.events import Event
+from churnwatch.schemas.intake import Rejection, validate_event
+from churnwatch.offline.backtest.warehouse import ImportReport
+from churnwatch.model.ranking import WeeklyRanking
+from churnwatch.offline.replay import Replay, ReplaySummary
+from churnwatch.offline.scorecard import RuleScore, Scorecard, churn_times, rule_rows, score_alerts, score_openings
+from churnwatch.offline.simulator import Truth
 
 # The judged period starts this long after the first usage event by default:
 # the model's first labels come a horizon after its first snapshots, a week

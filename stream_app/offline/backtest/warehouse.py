@@ -47,9 +47,9 @@ from typing import IO, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rules.clock_math import DAY
-from schemas.events import Event, SubscriptionEvent, UsageEvent
-from stream_app.simulator import Truth
+from churnwatch.rules.clock_math import DAY
+from churnwatch.schemas.events import Event, SubscriptionEvent, UsageEvent
+from churnwatch.offline.simulator import Truth
 
 MAX_NAME_CHARS = 128  # the contract's limit on a usage feature name
 SORT_CHUNK = 250_000  # actions sorted in memory at a time

@@ -14,11 +14,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from rules import RulesConfig
-from schemas.events import Event
-from stream_app.backtest.chart import draw
-from stream_app.backtest.reference import offline_reference
-from stream_app.backtest.run import (
+from churnwatch.rules import RulesConfig
+from churnwatch.schemas.events import Event
+from churnwatch.offline.backtest.chart import draw
+from churnwatch.offline.backtest.reference import offline_reference
+from churnwatch.offline.backtest.run import (
     Backtest,
     BudgetPoint,
     as_json,
@@ -27,8 +27,8 @@ from stream_app.backtest.run import (
     lift_by_decile,
     run_backtest,
 )
-from stream_app.backtest.warehouse import Export, ExportLayout, ImportReport, LayoutError, find_files
-from stream_app.simulator import Truth, read_truth
+from churnwatch.offline.backtest.warehouse import Export, ExportLayout, ImportReport, LayoutError, find_files
+from churnwatch.offline.simulator import Truth, read_truth
 
 
 @dataclass(frozen=True)

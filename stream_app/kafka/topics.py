@@ -13,8 +13,8 @@ import asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from stream_app.kafka_security import aiokafka_options
-from stream_app.settings import Settings
+from churnwatch.kafka.security import aiokafka_options
+from churnwatch.settings import Settings
 
 
 class TopicLayoutError(RuntimeError):

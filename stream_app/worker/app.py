@@ -1,7 +1,7 @@
 """The Faust shell: topics, the state table, the agent and the sweep timer.
 
 Everything here moves bytes in and out; decisions are made by
-``schemas.intake.decode_event`` and the core in ``rules``.
+``churnwatch.schemas.intake.decode_event`` and the core in ``rules``.
 
 One agent consumes the four input topics and the sweep-tick topic, all
 co-partitioned with the state table, so a customer's state is written to the
@@ -34,21 +34,21 @@ from yarl import URL
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from rules.clock_math import iso, to_datetime, to_seconds
-from rules.features import inputs, observe
-from rules.engine import Transition, is_future
-from schemas.dead_letter import DeadLetter, RejectReason
-from schemas.events import MAX_ID_CHARS
-from schemas.intake import Rejection, decode_event, describe
-from stream_app.model import ChurnModel
-from stream_app.clock import Clock, Progress, make_clock
-from stream_app.due_index import DueIndex
-from stream_app.http_limits import web_application_options
-from stream_app.kafka_security import faust_credentials
-from stream_app.metrics import Metrics
-from stream_app.settings import Settings
-from stream_app.state_cache import DecodedStates
+from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
+from churnwatch.rules.clock_math import iso, to_datetime, to_seconds
+from churnwatch.rules.features import inputs, observe
+from churnwatch.rules.engine import Transition, is_future
+from churnwatch.schemas.dead_letter import DeadLetter, RejectReason
+from churnwatch.schemas.events import MAX_ID_CHARS
+from churnwatch.schemas.intake import Rejection, decode_event, describe
+from churnwatch.model import ChurnModel
+from churnwatch.worker.clock import Clock, Progress, make_clock
+from churnwatch.due_index import DueIndex
+from churnwatch.http.limits import web_application_options
+from churnwatch.kafka.security import faust_credentials
+from churnwatch.http.metrics import Metrics
+from churnwatch.settings import Settings
+from churnwatch.worker.state_cache import DecodedStates
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from stream_app.child_process import ChildProcess
-from stream_app.embedded_broker import BrokerError, free_port, kafka_answers
+from churnwatch.dev.child_process import ChildProcess
+from churnwatch.dev.embedded_broker import BrokerError, free_port, kafka_answers
 
 PROJECT = Path(__file__).resolve().parents[1]
 POM = PROJECT / "ops" / "kafka" / "pom.xml"

@@ -1,0 +1,1 @@
+"""What the worker serves over HTTP: Prometheus metrics, health, customer lookup, size limits."""

@@ -1,0 +1,1 @@
+"""The core without a broker: replay, backtest on warehouse exports, the simulator and the scorecard."""
