@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from churnwatch.http.pages import readiness
 from churnwatch.rules import RulesConfig
-from churnwatch.worker.app import Processor, faust_app
+from churnwatch.worker.app import build_app
 from churnwatch.settings import Settings
 
 
 def test_a_worker_whose_consumer_has_not_started_is_not_ready(tmp_path: Path) -> None:
     settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=tmp_path)
-    processor = Processor(faust_app(settings, web_enabled=False), settings, RulesConfig())
-    assert processor.ready() == {
+    app = build_app(settings, RulesConfig())  # the whole worker, wired, before it starts
+    assert readiness(app, settings.input_topics) == {
         "ready": False, "assigned_input_partitions": 0, "recovery_complete": False, "rebalancing": False,
     }

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from churnwatch.rules.clock_math import iso, to_datetime, to_seconds
-from churnwatch.rules.engine import Transition, is_future
-from churnwatch.rules.labels import Labelled
-from churnwatch.schemas.events import Event
-from churnwatch.schemas.alert import Alert
-from churnwatch.schemas.dead_letter import RejectReason
-from churnwatch.schemas.intake import Rejection, validate_event
-from churnwatch.model import ChurnModel
 from churnwatch.due_index import DueIndex
+from churnwatch.model import ChurnModel
+from churnwatch.rules import CustomerState, Outcome, RulesConfig
+from churnwatch.rules.clock_math import iso, to_datetime, to_seconds
+from churnwatch.rules.labels import Labelled
+from churnwatch.runner import Runner, Step
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.events import Event
+from churnwatch.schemas.intake import validate_event
 
 
 class ScoreLine(NamedTuple):
@@ -62,6 +61,34 @@ class ReplaySummary:
         }
 
 
+class MemoryStates(dict[str, CustomerState]):
+    """Customer states in memory, for the runner (the partition does not matter offline)."""
+
+    def put(self, customer_id: str, state: CustomerState, partition: int) -> None:
+        self[customer_id] = state
+
+
+class ReplayClock:
+    """Event time, where time passing is a sweep.
+
+    Before an event is evaluated, every customer due up to the newest event
+    time seen is judged at exactly their due time, as the worker's sweep
+    would have; the watermark moves only with events that counted.
+    """
+
+    def __init__(self, sweep: Callable[[datetime], None]) -> None:
+        self.watermark: datetime | None = None
+        self._sweep = sweep
+
+    def for_event(self, event_time: datetime) -> datetime:
+        self._sweep(max(self.watermark or event_time, event_time))
+        return event_time
+
+    def observe(self, source: Hashable, offset: int, event_time: datetime | None) -> None:
+        if event_time is not None:
+            self.watermark = max(self.watermark or event_time, event_time)
+
+
 class Replay:
     """Holds the states and the due index; feed lines, then ``finish``."""
 
@@ -85,37 +112,20 @@ class Replay:
         self.on_score = on_score
         self.on_labelled = on_labelled
         self.on_alert = on_alert
-        self.states: dict[str, CustomerState] = {}
+        self.states = MemoryStates()
         self.index = DueIndex()
+        self.clock = ReplayClock(self.sweep)
+        self.runner = Runner(config, self.model, self.states, self.index, self.clock)
         self.summary = ReplaySummary()
 
     def feed(self, line: bytes | str) -> None:
         """One line of an event file: validated, then applied like any event."""
         self.summary.lines += 1
-        event = validate_event(line)
-        if isinstance(event, Rejection):
-            self.summary.rejected[event.reason.value] += 1
-            return
-        self.feed_event(event)
+        self._deliver(self.runner.event(validate_event(line), self.future_reference))
 
     def feed_event(self, event: Event) -> None:
         """One validated event, in time order."""
-        watermark = self.summary.watermark
-        if is_future(event, self.future_reference, self.config):
-            self.summary.rejected[RejectReason.FUTURE_EVENT.value] += 1
-            return
-        # As in the worker: sweep up to the new watermark, then evaluate the
-        # event at its own time.
-        now = max(watermark or event.occurred_at, event.occurred_at)
-        self.sweep(now)
-        transition = apply_event(self.states.get(event.customer_id), event, event.occurred_at,
-                                 self.config, self.model)
-        self.summary.outcomes[transition.outcome] += 1
-        if transition.outcome is not Outcome.DUPLICATE:
-            self.summary.watermark = now
-            if event.type == "usage" and self.summary.first_usage_at is None:
-                self.summary.first_usage_at = event.occurred_at
-        self._take(event.customer_id, transition)
+        self._deliver(self.runner.event(event, self.future_reference))
 
     def sweep(self, until: datetime) -> None:
         """Evaluate every customer due up to ``until``, each at its own due time."""
@@ -123,9 +133,7 @@ class Replay:
         while due := self.index.pop_due(horizon, limit=1):
             entry = due[0]
             self.summary.sweep_evaluations += 1
-            transition = evaluate(self.states[entry.customer_id], to_datetime(entry.due_at),
-                                  self.config, self.model)
-            self._take(entry.customer_id, transition)
+            self._deliver(self.runner.tick(entry.customer_id, to_datetime(entry.due_at)))
 
     def finish(self, until: datetime | None = None) -> ReplaySummary:
         if until is not None:
@@ -139,17 +147,26 @@ class Replay:
                     self.on_score(ScoreLine(state.customer_id, iso(snapshot.taken_at), snapshot.probability, None))
         return self.summary
 
-    def _take(self, customer_id: str, transition: Transition) -> None:
-        if transition.state is not None:
-            self.states[customer_id] = transition.state
-            self.index.set(customer_id, transition.state.next_due_at, 0)
-        for alert in transition.alerts:
-            self.summary.alerts[(alert.rule.value, alert.status.value)] += 1
+    def _deliver(self, step: Step) -> None:
+        summary = self.summary
+        if step.rejection is not None:
+            summary.rejected[step.rejection.reason.value] += 1
+            return
+        event, transition = step.event, step.transition
+        if event is not None and transition is not None:
+            summary.outcomes[transition.outcome] += 1
+            counted = transition.outcome is not Outcome.DUPLICATE
+            if counted:
+                summary.watermark = self.clock.watermark
+            if counted and event.type == "usage" and summary.first_usage_at is None:
+                summary.first_usage_at = event.occurred_at
+        for alert in step.alerts:
+            summary.alerts[(alert.rule.value, alert.status.value)] += 1
             self.on_alert(alert)
-        self.model.absorb(transition.assessed, transition.labelled)
-        for example in transition.labelled:
+        self.runner.learn(step)
+        for example in () if transition is None else transition.labelled:
             if self.on_score is not None:
-                self.on_score(ScoreLine(customer_id, iso(example.taken_at), example.probability, example.label))
+                self.on_score(ScoreLine(step.customer_id, iso(example.taken_at), example.probability, example.label))
             if self.on_labelled is not None:
                 self.on_labelled(example)
 

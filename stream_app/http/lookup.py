@@ -1,0 +1,80 @@
+"""``GET /customers/{id}``: what the worker knows of one customer, from whichever worker holds it.
+
+A customer's state lives on the worker that owns its partition: the one a
+Java-compatible producer picks for the key (murmur2), where the customer's
+events, and so its state, are. Any worker answers; one that does not hold
+the customer forwards the request to the one that does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+
+from churnwatch.model import ChurnModel
+from churnwatch.rules import CustomerState
+from churnwatch.rules.clock_math import iso
+from churnwatch.rules.features import inputs, observe
+
+# host -> topic -> partitions, as Faust's router tells it for a table.
+Holders = Mapping[str, Mapping[str, Any]]
+
+
+def partition_of(customer_id: str, partitions: int) -> int:
+    return (murmur2(customer_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+class CustomerLookup:
+    """Answers for the customers this worker holds, and knows who holds the others."""
+
+    def __init__(self, state: Callable[[str], CustomerState | None], model: ChurnModel, partitions: int,
+                 changelog: Callable[[], str], holders: Callable[[], Holders]) -> None:
+        """``changelog``: the state table's changelog topic name; ``holders``: who holds its partitions now."""
+        self.state = state
+        self.model = model
+        self.partitions = partitions
+        self.changelog = changelog
+        self.holders = holders
+
+    def owner(self, customer_id: str) -> str | None:
+        """The URL of the worker that holds this customer's partition, if known."""
+        partition = partition_of(customer_id, self.partitions)
+        changelog = self.changelog()
+        for host, topics in self.holders().items():
+            if partition in topics.get(changelog, ()):
+                return str(host)
+        return None
+
+    def summary(self, customer_id: str) -> dict[str, object] | None:
+        state = self.state(customer_id)
+        if state is None:
+            return None
+        risk = state.risk
+        observation = observe(state, state.last_event_at)
+        values = {name: round(value, 4) for name, value in inputs(observation, self.model.feature_set).items()}
+        return {
+            "customer_id": customer_id,
+            "first_seen_at": iso(state.first_seen_at),
+            "last_event_at": iso(state.last_event_at),
+            "last_login_at": iso(state.last_login_at),
+            "plan": state.subscription.plan if state.subscription else None,
+            "mrr": state.mrr,
+            "cancelled_at": iso(state.cancelled_at),
+            "features": values,
+            "risk": {
+                # Scored now, from what was known at the customer's last event.
+                "probability": round(self.model.score(observation).probability, 4),
+                "model_ready": self.model.ready,
+                "assessed": None if risk is None else risk.assessed,
+                "assessed_at": None if risk is None else iso(risk.assessed_at),
+                "rank_share": None if risk is None else risk.rank,
+            },
+            "open_episodes": [
+                {"rule": rule.value, "alert_id": e.alert_id, "severity": e.severity.value,
+                 "opened_at": iso(e.opened_at), "sequence": e.sequence}
+                for rule, e in state.episodes.items()
+            ],
+            "next_due_at": iso(state.next_due_at),
+        }

@@ -1,0 +1,148 @@
+"""The worker's moving parts between Kafka and the core, wired together; one per process.
+
+A message from an input topic is decoded and handed to the runner (the same
+one the replay uses); a message from the sweep-tick topic is a tick for one
+customer. Either way the step's alerts are sent first, then the model learns,
+then the metrics count; rejected messages go to the dead letters. Whatever
+happens, the worker goes on to the next message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from churnwatch.due_index import DueIndex
+from churnwatch.http.lookup import CustomerLookup
+from churnwatch.http.metrics import Metrics
+from churnwatch.model import ChurnModel
+from churnwatch.rules import CustomerState, RulesConfig
+from churnwatch.runner import Runner, Step
+from churnwatch.schemas.dead_letter import RejectReason
+from churnwatch.schemas.intake import Rejection, decode_event
+from churnwatch.settings import Settings
+from churnwatch.worker.changelog import ChangelogWriter
+from churnwatch.worker.clock import Clock, make_clock
+from churnwatch.worker.dead_letters import DeadLetters
+from churnwatch.worker.faust_private import changelog_sent
+from churnwatch.worker.state_cache import DecodedStates
+from churnwatch.worker.sweep import Sweeper, decode_tick
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "customer-state"
+_RAW_BYTES: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+class Processor:
+    """Topics, the state table and the parts that use them."""
+
+    def __init__(self, app: faust.App, settings: Settings, rules: RulesConfig) -> None:
+        self.app = app
+        self.settings = settings
+        # One model per worker, learning from the labels of its partitions.
+        self.model = ChurnModel.load(settings.model_file, rules.model)
+        self.metrics = Metrics()
+        # One source for the agent: the inputs and the ticks, co-partitioned.
+        self.source = app.topic(*settings.co_partitioned_topics, partitions=settings.partitions, **_RAW_BYTES)
+        ticks = app.topic(settings.topic_sweep_ticks, partitions=settings.partitions, **_RAW_BYTES)
+        self.alerts = app.topic(settings.topic_alerts, **_RAW_BYTES)
+        self.table = app.Table(
+            STATE_TABLE,
+            default=None,
+            partitions=settings.partitions,
+            key_type=str,  # JSON-encoded customer id in the changelog
+            value_type=bytes,  # CustomerState.to_bytes(), raw
+            on_changelog_event=self._on_changelog_event,
+        )
+        self.states = ChangelogWriter(self.table, settings.batch_max, settings.batch_wait_s,
+                                      DecodedStates(settings.state_cache_size), changelog_sent(self.table))
+        self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
+        self.index = DueIndex()
+        self.runner = Runner(rules, self.model, self.states, self.index, self.clock)
+        self.sweeper = Sweeper(app, settings, self.clock, self.index, ticks, self.metrics)
+        self.dead_letters = DeadLetters(app.topic(settings.topic_dead_letters, **_RAW_BYTES), self.metrics)
+        self.lookup = CustomerLookup(self.states.get, self.model, settings.partitions,
+                                     self.table.changelog_topic.get_topic_name,
+                                     lambda: self.app.router.table_metadata(STATE_TABLE))
+
+    async def handle(self, message_event: EventT[bytes]) -> None:
+        """Process one message; whatever happens, the worker goes on to the next."""
+        message = message_event.message
+        kind = "tick" if message.topic == self.settings.topic_sweep_ticks else "event"
+        started = time.perf_counter()
+        try:
+            if kind == "tick":
+                await self._tick(message)
+            else:
+                await self._event(message)
+            self.metrics.processing.labels(kind).observe(time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - the worker must not die on a payload
+            log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            await self.dead_letters.send(message, Rejection(RejectReason.PROCESSING_ERROR, error), datetime.now(UTC))
+
+    async def _event(self, message: Any) -> None:
+        self.sweeper.read(message.topic, message.partition, message.offset)
+        decoded = decode_event(message.key, message.value, self.settings.max_message_bytes)
+        # "Future" is judged by the wall clock, whichever clock ages customers.
+        reference = datetime.now(UTC)
+        if not isinstance(decoded, Rejection):
+            self.metrics.event_age.observe(max(0.0, (reference - decoded.occurred_at).total_seconds()))
+        step = self.runner.event(decoded, reference, (message.topic, message.partition), message.offset,
+                                 message.partition)
+        if step.rejection is not None:
+            await self.dead_letters.send(message, step.rejection, reference)
+            return
+        assert step.event is not None and step.transition is not None
+        self.metrics.events.labels(step.event.type, step.transition.outcome.value).inc()
+        await self._deliver(step)
+
+    async def _tick(self, message: Any) -> None:
+        at = decode_tick(message.value)
+        if isinstance(at, Rejection):
+            await self.dead_letters.send(message, at, datetime.now(UTC))
+            return
+        customer_id = (message.key or b"").decode("utf-8", "replace")
+        await self._deliver(self.runner.tick(customer_id, at, message.partition))
+
+    async def _deliver(self, step: Step) -> None:
+        # Alerts first: nothing the model does may hold them back or lose them.
+        for alert in step.alerts:
+            await self.alerts.send(key=alert.customer_id.encode(), value=alert.model_dump_json().encode())
+            self.metrics.alert(alert)
+        if step.alerts and step.changed:
+            assert step.transition is not None and step.transition.state is not None
+            self.metrics.episodes(step.customer_id, [e.severity for e in step.transition.state.episodes.values()])
+        failed = self.runner.learn(step)
+        if failed:
+            self.metrics.learning_failures.inc(failed)
+        if step.transition is not None and step.transition.labelled:
+            self.metrics.model(self.model.summary())
+
+    async def sweep(self) -> None:
+        await self.sweeper.sweep(len(self.table.data))
+
+    async def checkpoint(self) -> None:
+        """Save the model, so a restart does not reset its learning."""
+        self.model.save(self.settings.model_file)
+        summary = self.model.summary()
+        log.info("model checkpoint: %d labels, ROC AUC %s", summary["labels"], summary["roc_auc"])
+
+    async def _on_changelog_event(self, changelog_event: EventT[bytes]) -> None:
+        """Rebuild the due index from recovered (or standby) state."""
+        raw = changelog_event.value
+        if raw is not None:
+            state = CustomerState.from_bytes(raw)
+            self.index.set(state.customer_id, state.next_due_at, changelog_event.message.partition)
+            self.metrics.episodes(state.customer_id, [e.severity for e in state.episodes.values()])

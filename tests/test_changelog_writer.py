@@ -1,0 +1,97 @@
+"""The changelog writer: states written in batches, messages acknowledged only once the broker has them.
+
+A stand-in for the Faust table and stream: this is the writer's own logic
+(batching, ordering, retry), not Kafka's; the crash tests run it on a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from churnwatch.rules.fold import new_state
+from churnwatch.worker.changelog import ChangelogWriter
+from churnwatch.worker.state_cache import DecodedStates
+from tests.event_factory import day, login
+
+
+class Topic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, int]] = []
+        self.fail = False
+
+    async def send(self, key: str, value: bytes, partition: int, **_: Any) -> asyncio.Future[None]:
+        if self.fail:
+            raise ConnectionError("broker gone")
+        self.sent.append((key, value, partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class Table:
+    key_serializer = value_serializer = "raw"
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.changelog_topic = Topic()
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+
+class Stream:
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    async def ack(self, event: Any) -> bool:
+        self.acked.append(event)
+        return True
+
+
+def _state(customer: str, n: int):  # type: ignore[no-untyped-def]
+    event = login(day(n), customer)
+    return new_state(event).model_copy(update={"last_event_at": n})
+
+
+def _writer(batch_max: int = 3) -> tuple[ChangelogWriter, Table, Stream]:
+    table = Table()
+    return ChangelogWriter(table, batch_max, 60.0, DecodedStates(10)), table, Stream()
+
+
+def test_pending_states_are_read_first_and_written_once_per_customer_then_acknowledged() -> None:
+    async def scenario() -> None:
+        writer, table, stream = _writer()
+        writer.put("acme", _state("acme", 1), 2)
+        assert not writer.hold(stream, 10)
+        writer.put("acme", _state("acme", 2), 2)  # the same customer again before the write
+        assert not writer.hold(stream, 11)
+        assert writer.get("acme") == _state("acme", 2) and table.data == {}
+        writer.put("globex", _state("globex", 1), 0)
+        assert writer.hold(stream, 12)  # batch_max reached: time to write
+        await writer.write()
+        assert [(k, p) for k, _, p in table.changelog_topic.sent] == [("acme", 2), ("globex", 0)]
+        assert stream.acked == [10, 11, 12]
+        assert writer.get("acme") == _state("acme", 2)  # now from the table
+        assert table.data["acme"] == _state("acme", 2).to_bytes()
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_write_acknowledges_nothing_and_is_retried_with_the_newest_states() -> None:
+    async def scenario() -> None:
+        writer, table, stream = _writer()
+        writer.put("acme", _state("acme", 1), 1)
+        writer.hold(stream, 10)
+        table.changelog_topic.fail = True
+        await writer.write()
+        assert stream.acked == [] and table.changelog_topic.sent == []
+        writer.put("acme", _state("acme", 5), 1)  # newer than the one that failed
+        writer.hold(stream, 11)
+        table.changelog_topic.fail = False
+        await writer.stop()
+        assert [(k, v) for k, v, _ in table.changelog_topic.sent] == [("acme", _state("acme", 5).to_bytes())]
+        assert stream.acked == [10, 11]
+
+    asyncio.run(scenario())
