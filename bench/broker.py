@@ -31,7 +31,7 @@ from churnwatch.schemas.alert import RuleName
 from churnwatch.schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
 from churnwatch.dev.child_process import ChildProcess
 from churnwatch.dev.embedded_broker import free_port
-from churnwatch.kafka.publisher import encode, topic_for
+from churnwatch.kafka.publisher import encode
 from churnwatch.settings import Settings
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess, settings_env
@@ -104,7 +104,7 @@ async def publish(settings: Settings, events: list[Event]) -> None:
     try:
         for event in events:
             key, value = encode(event)
-            await producer.send(topic_for(event, settings), value=value, key=key)
+            await producer.send(settings.topic_for(event.type), value=value, key=key)
         await producer.flush()
     finally:
         await producer.stop()
@@ -227,7 +227,7 @@ async def _paced_failures(settings: Settings, rate: float, seconds: float, sent:
                 event = UsageEvent(event_id=f"lat-use-{n}", customer_id=f"lat-u{n % 5000}", occurred_at=at,
                                    kind="login")
             key, value = encode(event)
-            await producer.send(topic_for(event, settings), value=value, key=key)
+            await producer.send(settings.topic_for(event.type), value=value, key=key)
             n += 1
         await producer.flush()
     finally:

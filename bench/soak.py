@@ -37,7 +37,7 @@ from bench.pure import rss_bytes
 from churnwatch.schemas.events import UsageEvent
 from churnwatch.schemas.intake import Rejection, decode_event
 from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker
-from churnwatch.kafka.publisher import encode, topic_for
+from churnwatch.kafka.publisher import encode
 from churnwatch.settings import Settings
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
@@ -88,7 +88,7 @@ def messages(settings: Settings, events: int, customers: int, bad_every: int, st
     bad = bad_messages(customers, start)
     for n, event in enumerate(mix(events, customers, seed=11, start=start), start=1):
         key, value = encode(event)
-        yield topic_for(event, settings), key, value
+        yield settings.topic_for(event.type), key, value
         if bad_every and n % bad_every == 0:
             bad_key, bad_value = next(bad)
             rejection = decode_event(bad_key, bad_value, settings.max_message_bytes)

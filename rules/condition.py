@@ -5,21 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
+
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState
 from churnwatch.schemas.alert import EvidenceValue, RuleName, Severity
-
-SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.HIGH, Severity.CRITICAL)
-
-
-def raise_severity(severity: Severity, steps: int = 1) -> Severity:
-    index = min(SEVERITY_ORDER.index(severity) + steps, len(SEVERITY_ORDER) - 1)
-    return SEVERITY_ORDER[index]
-
-
-def rank(severity: Severity) -> int:
-    return SEVERITY_ORDER.index(severity)
-
 
 @dataclass(frozen=True, slots=True)
 class Condition:
@@ -41,7 +31,7 @@ class Condition:
 class Rule:
     """One churn rule as three pure functions of (state, now in seconds, config).
 
-    ``fed_by`` names the event types whose arrival re-evaluates it.
+    ``fed_by`` holds the event models whose arrival re-evaluates it.
     ``condition`` is None when the rule does not hold. ``next_check`` is the
     earliest later time at which the answer could change with no new event
     (the sweep's due time), or None if only an event can change it.
@@ -49,7 +39,7 @@ class Rule:
     """
 
     name: RuleName
-    fed_by: frozenset[str]
+    fed_by: frozenset[type[BaseModel]]
     enabled: Callable[[RulesConfig], bool]
     condition: Callable[[CustomerState, int, RulesConfig], Condition | None]
     next_check: Callable[[CustomerState, int, RulesConfig], int | None]

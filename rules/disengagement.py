@@ -13,6 +13,7 @@ from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState
 from churnwatch.schemas.alert import RuleName, Severity
+from churnwatch.schemas.events import UsageEvent
 
 MONTH_DAYS = 30
 # Tolerance for the ratio test, so that exactly min_drop counts as a drop.
@@ -107,7 +108,7 @@ def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
 
 
 RULE = Rule(
-    fed_by=frozenset({"usage"}),
+    fed_by=frozenset({UsageEvent}),
     name=RuleName.DISENGAGEMENT,
     enabled=lambda config: config.disengagement.enabled,
     condition=condition,

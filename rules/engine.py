@@ -27,12 +27,14 @@ from churnwatch.rules.labels import Labelled
 from churnwatch.rules.model_risk import ModelView, stake
 from churnwatch.rules.state import CustomerState, Risk
 from churnwatch.schemas.alert import Alert, RuleName
-from churnwatch.schemas.events import Event
+from churnwatch.schemas.events import EVENT_KINDS, Event
 
 RULES: tuple[Rule, ...] = (
     disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, model_risk.RULE,
 )
 DEFAULT_CONFIG = RulesConfig()
+# The rules each event model feeds, from their ``fed_by``.
+FED_BY: dict[type, list[Rule]] = {kind.model: [r for r in RULES if kind.model in r.fed_by] for kind in EVENT_KINDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,7 @@ def apply_event(
     if outcome is Outcome.DUPLICATE:
         return Transition(state, (), outcome)
     at = to_seconds(event.occurred_at)
-    fed = [rule for rule in RULES if event.type in rule.fed_by]
+    fed = FED_BY[type(event)]
     return replace(_evaluate(folded, fed, max(to_seconds(now), at), at, config, scorer), outcome=outcome)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from churnwatch.rules.alert_ids import alert_id
 from churnwatch.rules.clock_math import to_datetime
-from churnwatch.rules.condition import Condition, rank
+from churnwatch.rules.condition import Condition
 from churnwatch.rules.priority import priority
 from churnwatch.rules.state import CustomerState, Episode
 from churnwatch.schemas.alert import Alert, AlertStatus, RuleName
@@ -37,7 +37,7 @@ def reconcile(
             )
             episodes[rule] = episode
             alerts.append(_firing(state, rule, episode, found, triggered_at))
-        elif found is not None and episode is not None and rank(found.severity) > rank(episode.severity):
+        elif found is not None and episode is not None and found.severity.rank > episode.severity.rank:
             episode = episode.model_copy(update={"severity": found.severity, "sequence": episode.sequence + 1})
             episodes[rule] = episode
             alerts.append(_firing(state, rule, episode, found, triggered_at))

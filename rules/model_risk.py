@@ -25,6 +25,7 @@ from churnwatch.rules.features import describe
 from churnwatch.rules.labels import churned
 from churnwatch.rules.state import CustomerState, Driver, Observation, Risk
 from churnwatch.schemas.alert import RuleName, Severity
+from churnwatch.schemas.events import UsageEvent
 
 
 class Score(NamedTuple):
@@ -123,7 +124,7 @@ def _no_check(state: CustomerState, now: int, config: RulesConfig) -> int | None
 # ahead of their usage, and features at a payment's or ticket's time would
 # see the customer's usage as missing.
 RULE = Rule(
-    fed_by=frozenset({"usage"}),
+    fed_by=frozenset({UsageEvent}),
     name=RuleName.MODEL_RISK,
     enabled=lambda config: config.model.enabled,
     condition=condition,

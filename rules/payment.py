@@ -8,10 +8,11 @@ retry can succeed until the customer updates it.
 from __future__ import annotations
 
 from churnwatch.rules.clock_math import DAY, iso, iso_date
-from churnwatch.rules.condition import Condition, Rule, raise_severity
+from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState, Failure
 from churnwatch.schemas.alert import RuleName, Severity
+from churnwatch.schemas.events import PaymentEvent
 
 ACTIONS: dict[str, str] = {
     "card_expired": "Send a payment-method update reminder; the card on file has expired.",
@@ -40,7 +41,7 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
     if count >= rule.critical_at_failures:
         severity = Severity.CRITICAL
     elif count >= rule.escalate_at_failures:
-        severity = raise_severity(severity)
+        severity = severity.raised()
     last = unpaid[-1]
     invoices = {f.invoice_id: f.amount for f in unpaid}
     return Condition(
@@ -85,7 +86,7 @@ def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
 
 
 RULE = Rule(
-    fed_by=frozenset({"payment"}),
+    fed_by=frozenset({PaymentEvent}),
     name=RuleName.PAYMENT_FAILURE,
     enabled=lambda config: config.payment_failure.enabled,
     condition=condition,

@@ -7,6 +7,7 @@ from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState, Downgrade
 from churnwatch.schemas.alert import RuleName, Severity
+from churnwatch.schemas.events import SubscriptionEvent
 
 
 def _recent(state: CustomerState, now: int, config: RulesConfig) -> list[Downgrade]:
@@ -55,7 +56,7 @@ def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
 
 
 RULE = Rule(
-    fed_by=frozenset({"subscription"}),
+    fed_by=frozenset({SubscriptionEvent}),
     name=RuleName.REVENUE_CHURN,
     enabled=lambda config: config.revenue_churn.enabled,
     condition=condition,

@@ -8,10 +8,11 @@ happens as tickets close or age out of the window.
 from __future__ import annotations
 
 from churnwatch.rules.clock_math import DAY
-from churnwatch.rules.condition import Condition, Rule, raise_severity
+from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState, TicketOpened
 from churnwatch.schemas.alert import RuleName, Severity
+from churnwatch.schemas.events import TicketEvent
 
 
 def _open(ticket: TicketOpened, state: CustomerState) -> bool:
@@ -48,7 +49,7 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
     else:
         severity = Severity.HIGH if urgent else rule.severity
         if len(reasons) > 1:
-            severity = raise_severity(severity)
+            severity = severity.raised()
         action = "Have a senior support agent review the open tickets and contact the customer today."
     return Condition(
         severity=severity,
@@ -83,7 +84,7 @@ def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
 
 
 RULE = Rule(
-    fed_by=frozenset({"ticket"}),
+    fed_by=frozenset({TicketEvent}),
     name=RuleName.SUPPORT_DISTRESS,
     enabled=lambda config: config.support_distress.enabled,
     condition=condition,

@@ -22,10 +22,23 @@ class AlertStatus(StrEnum):
 
 
 class Severity(StrEnum):
+    """Declared from the lowest to the highest: ``rank`` and ``raised`` follow this order."""
+
     INFO = "info"
     WARNING = "warning"
     HIGH = "high"
     CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_ORDER.index(self)
+
+    def raised(self, steps: int = 1) -> Severity:
+        """``steps`` higher, at most critical."""
+        return _SEVERITY_ORDER[min(self.rank + steps, len(_SEVERITY_ORDER) - 1)]
+
+
+_SEVERITY_ORDER: tuple[Severity, ...] = tuple(Severity)
 
 
 class RuleName(StrEnum):

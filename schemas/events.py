@@ -20,6 +20,7 @@ Choices that publishers should know (also in the README):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, TypeAlias
@@ -188,12 +189,32 @@ Event: TypeAlias = Annotated[
     Field(discriminator="type"),
 ]
 
-EVENT_MODELS: dict[str, type[_EventBase]] = {
-    "usage": UsageEvent,
-    "payment": PaymentEvent,
-    "ticket": TicketEvent,
-    "subscription": SubscriptionEvent,
-}
+
+
+@dataclass(frozen=True, slots=True)
+class EventKind:
+    """One type of event in the contract: its model, its input topic and the setting that renames it.
+
+    The one table of event types: the settings' input topics, the publisher's
+    routing, the exported JSON Schemas, the compose stack's topics (checked
+    by a test) and the core's fold (one function per model, checked too)
+    follow it. Adding a type starts here.
+    """
+
+    type: str
+    model: type[_EventBase]
+    topic: str  # the default topic name
+    setting: str  # the settings field (``CHURNWATCH_`` + its name in capitals) that can rename the topic
+
+
+EVENT_KINDS: tuple[EventKind, ...] = (
+    EventKind("usage", UsageEvent, "customer-usage", "topic_usage"),
+    EventKind("payment", PaymentEvent, "payment-failures", "topic_payments"),
+    EventKind("ticket", TicketEvent, "support-tickets", "topic_tickets"),
+    EventKind("subscription", SubscriptionEvent, "subscriptions", "topic_subscriptions"),
+)
+EVENT_KIND: dict[str, EventKind] = {kind.type: kind for kind in EVENT_KINDS}
+EVENT_MODELS: dict[str, type[_EventBase]] = {kind.type: kind.model for kind in EVENT_KINDS}
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

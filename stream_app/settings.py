@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churnwatch.schemas.events import EVENT_KIND, EVENT_KINDS
+
 ENV_PREFIX = "CHURNWATCH_"
 # Read by the test suite, not by the worker.
 NON_SETTING_VARIABLES = frozenset({"CHURNWATCH_TEST_BOOTSTRAP", "CHURNWATCH_TEST_BROKER"})
@@ -41,10 +43,11 @@ class Settings(BaseSettings):
     )
     replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
 
-    topic_usage: TopicName = "customer-usage"
-    topic_payments: TopicName = "payment-failures"
-    topic_tickets: TopicName = "support-tickets"
-    topic_subscriptions: TopicName = "subscriptions"
+    # One field per event type of churnwatch.schemas.events.EVENT_KINDS, named by its ``setting``.
+    topic_usage: TopicName = EVENT_KIND["usage"].topic
+    topic_payments: TopicName = EVENT_KIND["payment"].topic
+    topic_tickets: TopicName = EVENT_KIND["ticket"].topic
+    topic_subscriptions: TopicName = EVENT_KIND["subscription"].topic
     topic_alerts: TopicName = "churn-alerts"
     topic_dead_letters: TopicName = "churn-dead-letters"
     topic_sweep_ticks: TopicName = Field(
@@ -153,8 +156,13 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def input_topics(self) -> tuple[str, str, str, str]:
-        return (self.topic_usage, self.topic_payments, self.topic_tickets, self.topic_subscriptions)
+    def input_topics(self) -> tuple[str, ...]:
+        """The topic of every event type, in the order of ``EVENT_KINDS``."""
+        return tuple(str(getattr(self, kind.setting)) for kind in EVENT_KINDS)
+
+    def topic_for(self, event_type: str) -> str:
+        """Where events of this type are published (and read from)."""
+        return str(getattr(self, EVENT_KIND[event_type].setting))
 
     @property
     def canonical_host(self) -> str:

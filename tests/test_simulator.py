@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from churnwatch.schemas.intake import validate_event
-from churnwatch.kafka.publisher import topic_for
 from churnwatch.kafka.reader import collect
 from churnwatch.dev.worker_process import settings_env
 from tests.conftest import Broker, make_settings
@@ -54,7 +53,7 @@ def test_simulate_can_publish_straight_to_the_broker(broker: Broker, tmp_path: P
     assert main(["simulate", "--customers", "10", "--days", "20", "--seed", "2", "--out", str(out),
                  "--broker", broker.bootstrap_servers, "--speed", "40"]) == 0
     lines = out.read_text().splitlines()
-    by_topic = Counter(topic_for(validate_event(line), settings) for line in lines)  # type: ignore[arg-type]
+    by_topic = Counter(settings.topic_for(validate_event(line).type) for line in lines)  # type: ignore[arg-type]
 
     async def count(topic: str, expected: int) -> int:
         records = await collect(broker.bootstrap_servers, topic, lambda rs: len(rs) >= expected, 30.0)

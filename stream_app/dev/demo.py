@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -35,6 +34,7 @@ from churnwatch.schemas.events import Event
 from churnwatch.model import ChurnModel
 from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from churnwatch.kafka.publisher import EventPublisher, publish_paced
+from churnwatch.kafka.reader import follow
 from churnwatch.offline.scorecard import format_scorecard, score_alerts
 from churnwatch.settings import Settings
 from churnwatch.offline.simulator import DEFAULT_START, simulate
@@ -44,6 +44,7 @@ from churnwatch.dev.worker_process import WorkerProcess
 MARKER = b"churnwatch-demo: end of stream (not an event)"
 SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "high": "bold red", "critical": "bold white on red"}
 QUIET_S = 3.0  # after the end of stream, how long without a new alert before the demo ends
+FOLLOW_AT_MOST_S = 3600.0  # the alert follower's own bound; the demo stops it sooner
 
 
 def format_alert(alert: Alert) -> str:
@@ -88,30 +89,20 @@ async def _publish(settings: Settings, events: list[Event], days: int, speed: fl
     async with EventPublisher(settings) as publisher:
         for topic in settings.input_topics:
             for partition in range(settings.partitions):
-                await publisher.producer.send_and_wait(topic, value=MARKER, key=b"end-of-stream",
-                                                       partition=partition)
+                await publisher.publish_raw(topic, b"end-of-stream", MARKER, partition)
 
 
 async def _follow_alerts(settings: Settings, run: LiveRun, console: Console, stop: asyncio.Event) -> None:
-    consumer = AIOKafkaConsumer(settings.topic_alerts, settings.topic_dead_letters,
-                                bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200)
-            for tp, records in batches.items():
-                for record in records:
-                    if tp.topic == settings.topic_dead_letters:
-                        if DeadLetter.model_validate_json(record.value or b"").raw_value() == MARKER:
-                            run.markers_back += 1
-                        continue
-                    alert = Alert.model_validate_json(record.value or b"")
-                    run.alerts.append(alert)
-                    style = "green" if alert.status is AlertStatus.RESOLVED else SEVERITY_STYLE[alert.severity]
-                    console.print(format_alert(alert), style=style, markup=False, highlight=False)
-    finally:
-        await consumer.stop()
+    topics = (settings.topic_alerts, settings.topic_dead_letters)
+    async for record in follow(settings.bootstrap_servers, topics, FOLLOW_AT_MOST_S, until=stop.is_set):
+        if record.topic == settings.topic_dead_letters:
+            if DeadLetter.model_validate_json(record.value or b"").raw_value() == MARKER:
+                run.markers_back += 1
+            continue
+        alert = Alert.model_validate_json(record.value or b"")
+        run.alerts.append(alert)
+        style = "green" if alert.status is AlertStatus.RESOLVED else SEVERITY_STYLE[alert.severity]
+        console.print(format_alert(alert), style=style, markup=False, highlight=False)
 
 
 async def _run_live(settings: Settings, events: list[Event], days: int, speed: float,

@@ -67,8 +67,7 @@ class Metrics:
 
     def episodes(self, customer_id: str, open_severities: list[Severity]) -> None:
         """Track the customer's highest open severity; the gauges move by one, no table scan."""
-        order = list(Severity)
-        new = max(open_severities, key=order.index) if open_severities else None
+        new = max(open_severities, key=lambda severity: severity.rank) if open_severities else None
         old = self._severity_of.get(customer_id)
         if old == new:
             return

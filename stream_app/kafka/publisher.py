@@ -19,18 +19,15 @@ from churnwatch.kafka.security import aiokafka_options
 from churnwatch.settings import Settings
 
 
-def topic_for(event: Event, settings: Settings) -> str:
-    return {
-        "usage": settings.topic_usage,
-        "payment": settings.topic_payments,
-        "ticket": settings.topic_tickets,
-        "subscription": settings.topic_subscriptions,
-    }[event.type]
-
-
 def encode(event: Event) -> tuple[bytes, bytes]:
     """(key, value) as the worker expects them: UTF-8 customer id, JSON body."""
     return event.customer_id.encode(), event.model_dump_json(exclude_none=True).encode()
+
+
+def make_producer(settings: Settings, **options: object) -> AIOKafkaProducer:
+    """A producer for churnwatch's topics: every replica acknowledges, security from the settings."""
+    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", **aiokafka_options(settings),
+                            **options)
 
 
 class EventPublisher:
@@ -38,16 +35,15 @@ class EventPublisher:
 
     def __init__(self, settings: Settings, **producer_options: object) -> None:
         self.settings = settings
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers, acks="all", **aiokafka_options(settings), **producer_options
-        )
+        self.producer = make_producer(settings, **producer_options)
 
     async def publish(self, event: Event) -> None:
         key, value = encode(event)
-        await self.producer.send_and_wait(topic_for(event, self.settings), value=value, key=key)
+        await self.producer.send_and_wait(self.settings.topic_for(event.type), value=value, key=key)
 
-    async def publish_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        await self.producer.send_and_wait(topic, value=value, key=key)
+    async def publish_raw(self, topic: str, key: bytes | None, value: bytes | None,
+                          partition: int | None = None) -> None:
+        await self.producer.send_and_wait(topic, value=value, key=key, partition=partition)
 
     async def __aenter__(self) -> EventPublisher:
         await self.producer.start()
@@ -75,8 +71,7 @@ async def publish_paced(
     Batches go out between pauses, so a fast pace is limited by the broker, not
     by one round trip per event.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5,
-                                **aiokafka_options(settings))
+    producer = make_producer(settings, linger_ms=5)
     await producer.start()
     sent = 0
     began = time.monotonic()
@@ -90,7 +85,7 @@ async def publish_paced(
                     on_day(day)
                 await asyncio.sleep(lead)
             key, value = encode(event)
-            await producer.send(topic_for(event, settings), value=value, key=key)
+            await producer.send(settings.topic_for(event.type), value=value, key=key)
             sent += 1
         await producer.flush()
     finally:

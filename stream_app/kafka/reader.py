@@ -15,17 +15,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 async def follow(
     bootstrap_servers: str,
-    topic: str,
+    topic: str | tuple[str, ...],
     timeout_s: float,
     until: Callable[[], bool] | None = None,
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Yield the topic's records from the earliest offset.
+    """Yield the records of a topic (or of several, interleaved) from the earliest offset.
 
     Stops when ``timeout_s`` has passed or ``until()`` turns true (checked about
     twice a second), e.g. when the process that should write the topic died.
     """
     consumer = AIOKafkaConsumer(
-        topic,
+        *((topic,) if isinstance(topic, str) else topic),
         bootstrap_servers=bootstrap_servers,
         group_id=None,
         auto_offset_reset="earliest",
