@@ -20,7 +20,7 @@ import pytest
 
 from churnwatch.schemas.events import Event
 from tests.conftest import chosen_broker, events_consumed, own_broker, publish_events, running_worker, wait_for
-from tests.event_factory import day, login, usage
+from churnwatch.testing.events import day, login, usage
 
 pytestmark = pytest.mark.integration
 

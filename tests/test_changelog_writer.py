@@ -12,7 +12,7 @@ from typing import Any
 from churnwatch.rules.fold import new_state
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.state_cache import DecodedStates
-from tests.event_factory import day, login
+from churnwatch.testing.events import day, login
 
 
 class Topic:

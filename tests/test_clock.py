@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from churnwatch.worker.clock import EventClock as _EventClock
 from churnwatch.worker.clock import Progress
-from tests.event_factory import day
+from churnwatch.testing.events import day
 
 WALL = [0.0]
 

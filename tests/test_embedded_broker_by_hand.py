@@ -30,7 +30,7 @@ from tests.conftest import (
     replayed_facts,
     wait_for,
 )
-from tests.event_factory import login
+from churnwatch.testing.events import login
 from tests.story import story
 
 pytestmark = pytest.mark.integration

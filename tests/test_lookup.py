@@ -6,7 +6,7 @@ from churnwatch.http.lookup import CustomerLookup, partition_of
 from churnwatch.model import ChurnModel
 from churnwatch.offline.replay import Replay
 from churnwatch.rules import RulesConfig
-from tests.event_factory import day, failed, login
+from churnwatch.testing.events import day, failed, login
 
 
 def _lookup(holders: dict[str, dict[str, list[int]]] | None = None) -> CustomerLookup:

@@ -24,7 +24,7 @@ from churnwatch.model.calibration import Platt
 from churnwatch.model.ranking import MIN_POPULATION, WeeklyRanking
 from churnwatch.model.roc import StreamingAUC
 from churnwatch.offline.simulator import simulate, write_simulation
-from tests.event_factory import day, failed, login, subscription, ticket, usage
+from churnwatch.testing.events import day, failed, login, subscription, ticket, usage
 
 
 def fold(events: list[Event], config: RulesConfig = RulesConfig(), scorer=None) -> tuple[CustomerState, list[Labelled]]:  # type: ignore[no-untyped-def]

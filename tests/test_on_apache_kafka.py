@@ -34,7 +34,7 @@ from tests.conftest import (
     running_worker,
     wait_for,
 )
-from tests.event_factory import day, login, usage
+from churnwatch.testing.events import day, login, usage
 
 pytestmark = [
     pytest.mark.integration,

@@ -17,7 +17,7 @@ from churnwatch.kafka.reader import collect
 from churnwatch.dev.embedded_broker import free_port
 from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, http_get, running_worker, wait_for
-from tests.event_factory import day, failed, login, subscription, usage
+from churnwatch.testing.events import day, failed, login, subscription, usage
 
 pytestmark = pytest.mark.integration
 WAIT_S = 90.0

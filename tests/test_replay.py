@@ -13,7 +13,7 @@ from churnwatch.schemas.alert import Alert
 from churnwatch.cli import main
 from tests.story import expected_alerts, story
 from churnwatch.offline.replay import replay_lines
-from tests.event_factory import day, login, usage
+from churnwatch.testing.events import day, login, usage
 
 
 def test_replay_of_a_mixed_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import pytest
 
-from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
+from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event
 from churnwatch.rules.alert_ids import alert_id
 from churnwatch.rules.priority import priority
 from churnwatch.rules.clock_math import to_seconds
 from churnwatch.rules.config import DisengagementConfig, ModelConfig
 from churnwatch.rules.engine import is_future
-from churnwatch.schemas.alert import Alert, RuleName, Severity
+from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import Event
-from tests.event_factory import day, failed, login, subscription, succeeded, ticket, usage
+from churnwatch.testing import at, day, failed, login, subscription, succeeded, ticket, usage
+from churnwatch.testing import fold as run
 
 SECOND = timedelta(seconds=1)
 # For exact due-time checks: the model's weekly snapshots are due times of their own.
 NO_MODEL = RulesConfig(model=ModelConfig(enabled=False))
-
-
-def run(events: Iterable[Event], config: RulesConfig = RulesConfig()) -> tuple[CustomerState, list[Alert]]:
-    """Apply events in order on the event clock (now = the newest time so far)."""
-    state: CustomerState | None = None
-    alerts: list[Alert] = []
-    now: datetime | None = None
-    for event in events:
-        now = max(now or event.occurred_at, event.occurred_at)
-        transition = apply_event(state, event, now, config)
-        state = transition.state
-        alerts.extend(transition.alerts)
-    assert state is not None
-    return state, alerts
-
-
-def at(state: CustomerState, now: datetime, config: RulesConfig = RulesConfig()) -> tuple[CustomerState, list[Alert]]:
-    transition = evaluate(state, now, config)
-    assert transition.state is not None
-    return transition.state, list(transition.alerts)
 
 
 # --- disengagement -------------------------------------------------------------

@@ -13,7 +13,7 @@ from churnwatch.runner import Runner
 from churnwatch.schemas.alert import RuleName
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.intake import Rejection
-from tests.event_factory import day, failed, login
+from churnwatch.testing.events import day, failed, login
 
 
 class RecordingClock:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from churnwatch.rules import CustomerState, RulesConfig, apply_event
 from churnwatch.rules.fold import Outcome
 from churnwatch.schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
-from tests.event_factory import T0
+from churnwatch.testing.events import T0
 
 CONFIG = RulesConfig()
 # All events within 40 days: inside the 60-day kept window, so none is "too old".

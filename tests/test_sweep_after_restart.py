@@ -20,7 +20,7 @@ from churnwatch.kafka.reader import collect
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
 from tests.conftest import Broker, make_settings
-from tests.event_factory import day, login, usage
+from churnwatch.testing.events import day, login, usage
 
 pytestmark = pytest.mark.integration
 WAIT_S = 120.0

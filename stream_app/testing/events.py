@@ -1,4 +1,9 @@
-"""Short constructors for events in tests: a customer, a time, what happened."""
+"""Short constructors for events in tests: a customer, a time, what happened.
+
+Times are days from ``T0`` (``day(3.5)`` is noon on the fourth day); ids are
+unique within a process unless given, so a repeated event is written by
+passing the same ``event_id`` twice.
+"""
 
 from __future__ import annotations
 
