@@ -26,7 +26,7 @@ from pathlib import Path
 from churnwatch.dev.child_process import ChildProcess
 from churnwatch.dev.embedded_broker import BrokerError, free_port, kafka_answers
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]  # stream_app/dev/ -> the checkout
 POM = PROJECT / "ops" / "kafka" / "pom.xml"
 DEFAULT_LIB = PROJECT / ".kafka" / "lib"
 
