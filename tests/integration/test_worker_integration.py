@@ -21,7 +21,8 @@ from churnwatch.kafka.publisher import EventPublisher
 from churnwatch.settings import Settings
 from churnwatch.kafka.reader import collect
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import Broker, running_worker
+from tests.support.brokers import Broker
+from tests.support.worker import running_worker
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from churnwatch.http.metrics import Metrics
 from churnwatch.dev.kafka_broker import KafkaBroker
 from churnwatch.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
 METRIC = re.compile(r"\b(churnwatch_[a-z_]+|up)\b")
 

@@ -20,7 +20,8 @@ from confluent_kafka import Consumer, Producer
 
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.dead_letter import DeadLetter
-from tests.conftest import Broker, running_worker
+from tests.support.brokers import Broker
+from tests.support.worker import running_worker
 
 pytestmark = pytest.mark.integration
 

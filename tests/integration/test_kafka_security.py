@@ -12,7 +12,8 @@ import pytest
 from churnwatch.kafka.security import aiokafka_options, faust_credentials
 from churnwatch.settings import Settings
 from churnwatch.dev.worker_process import WorkerProcess, settings_env
-from tests.conftest import Broker, make_settings
+from tests.support.brokers import Broker
+from tests.support.worker import make_settings
 
 SECRET = "s3cret-do-not-print-7f1c"
 

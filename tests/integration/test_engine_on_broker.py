@@ -1,7 +1,7 @@
 """The signal engine on a real broker: the sweep finds a silent customer, a
 payment resolves its episode, and the worker agrees with the offline replay.
 
-The story in tests/story.py is published once to a worker on the event clock; three steady
+The story in tests/support/story.py is published once to a worker on the event clock; three steady
 customers keep that clock moving after acme goes silent on day 40.
 """
 
@@ -16,13 +16,14 @@ import pytest
 
 from churnwatch.rules import RulesConfig
 from churnwatch.schemas.alert import Alert
-from tests.story import START, episode_changes, expected_alerts, story
+from tests.support.story import START, episode_changes, expected_alerts, story
 from churnwatch.kafka.publisher import EventPublisher
 from churnwatch.settings import Settings
 from churnwatch.kafka.reader import collect
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import Broker, make_settings
+from tests.support.brokers import Broker
+from tests.support.worker import make_settings
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ from churnwatch.settings import Settings
 from churnwatch.kafka.reader import collect
 from churnwatch.dev.embedded_broker import free_port
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import Broker, http_get, running_worker, wait_for
+from tests.support.brokers import Broker
+from tests.support.worker import http_get, running_worker, wait_for
 from churnwatch.testing.events import day, failed, login, subscription, usage
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,8 @@ from churnwatch.schemas.intake import Rejection, decode_event
 from churnwatch.settings import Settings
 from churnwatch.kafka.reader import collect
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import Broker, events_consumed, running_worker
+from tests.support.brokers import Broker
+from tests.support.worker import events_consumed, running_worker
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ import pytest
 from churnwatch.schemas.intake import validate_event
 from churnwatch.kafka.reader import collect
 from churnwatch.dev.worker_process import settings_env
-from tests.conftest import Broker, make_settings
+from tests.support.brokers import Broker
+from tests.support.worker import make_settings
 from churnwatch.cli import main
 from churnwatch.offline.simulator import ARCHETYPES, simulate, truth_path
 

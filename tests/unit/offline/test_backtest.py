@@ -11,7 +11,7 @@ from churnwatch.rules import RulesConfig
 from churnwatch.offline.backtest.run import budget_curve, lift_by_decile, run_backtest
 from churnwatch.offline.backtest.warehouse import Export
 from churnwatch.cli import main
-from tests.warehouse_fixture import write_export
+from tests.support.warehouse import write_export
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,11 @@ import pytest
 from churnwatch.dev.embedded_broker import free_port, kafka_answers
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import (
-    Broker,
-    changelog_states,
-    events_consumed,
-    http_get,
-    make_settings,
-    publish_events,
-    replayed_facts,
-    wait_for,
-)
+from tests.support.brokers import Broker
+from tests.support.states import changelog_states, replayed_facts
+from tests.support.worker import events_consumed, http_get, make_settings, publish_events, wait_for
 from churnwatch.testing.events import login
-from tests.story import story
+from tests.support.story import story
 
 pytestmark = pytest.mark.integration
 

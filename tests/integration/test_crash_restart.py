@@ -27,8 +27,10 @@ from churnwatch.settings import Settings
 from churnwatch.kafka.reader import collect
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import Broker, changelog_states, http_get, make_settings, publish_events, wait_for
-from tests.story import episode_changes, story
+from tests.support.brokers import Broker
+from tests.support.states import changelog_states
+from tests.support.worker import http_get, make_settings, publish_events, wait_for
+from tests.support.story import episode_changes, story
 
 pytestmark = pytest.mark.integration
 

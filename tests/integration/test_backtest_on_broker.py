@@ -19,9 +19,10 @@ from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.offline.backtest.run import run_backtest
 from churnwatch.offline.backtest.warehouse import Export, ExportLayout
 from churnwatch.kafka.reader import collect
-from tests.conftest import Broker, publish_events, running_worker
-from tests.story import episode_changes
-from tests.warehouse_fixture import write_export
+from tests.support.brokers import Broker
+from tests.support.worker import publish_events, running_worker
+from tests.support.story import episode_changes
+from tests.support.warehouse import write_export
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,8 @@ from churnwatch.kafka.publisher import EventPublisher
 from churnwatch.kafka.reader import collect
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import Broker, make_settings
+from tests.support.brokers import Broker
+from tests.support.worker import make_settings
 from churnwatch.testing.events import day, login, usage
 
 pytestmark = pytest.mark.integration

@@ -21,18 +21,10 @@ from churnwatch.settings import Settings
 from churnwatch.kafka.reader import collect
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
-from tests.conftest import (
-    Broker,
-    changelog_states,
-    chosen_broker,
-    events_consumed,
-    http_get,
-    make_settings,
-    own_broker,
-    publish_events,
-    replayed_facts,
-    running_worker,
-    wait_for,
+from tests.support.brokers import Broker, chosen_broker, own_broker
+from tests.support.states import changelog_states, replayed_facts
+from tests.support.worker import (
+    events_consumed, http_get, make_settings, publish_events, running_worker, wait_for,
 )
 from churnwatch.testing.events import day, login, usage
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.soak import SoakResult, problems, run_soak
-from tests.conftest import Broker
+from tests.support.brokers import Broker
 
 
 @pytest.mark.integration

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from churnwatch.schemas.events import Event
-from tests.conftest import chosen_broker, events_consumed, own_broker, publish_events, running_worker, wait_for
+from tests.support.brokers import chosen_broker, own_broker
+from tests.support.worker import events_consumed, publish_events, running_worker, wait_for
 from churnwatch.testing.events import day, login, usage
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from churnwatch.rules import RulesConfig
 from churnwatch.schemas.alert import Alert
 from churnwatch.cli import main
-from tests.story import expected_alerts, story
+from tests.support.story import expected_alerts, story
 from churnwatch.offline.replay import replay_lines
 from churnwatch.testing.events import day, login, usage
 

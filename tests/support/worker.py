@@ -1,0 +1,96 @@
+"""A worker process under test, and the ways a test talks to it: Kafka and its HTTP port only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from churnwatch.dev.embedded_broker import free_port
+from churnwatch.dev.worker_process import WorkerProcess
+from churnwatch.kafka.publisher import EventPublisher
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.schemas.events import Event
+from churnwatch.settings import Settings
+from tests.support.brokers import Broker
+
+
+def make_settings(broker: Broker, data_dir: Path, **overrides: object) -> Settings:
+    """Settings with topics and a group of their own, so tests never share state."""
+    run = uuid.uuid4().hex[:8]
+    fields: dict[str, object] = {
+        name: f"{field.default}-{run}"
+        for name, field in Settings.model_fields.items()
+        if name.startswith("topic_")
+    }
+    fields.update(
+        bootstrap_servers=broker.bootstrap_servers,
+        app_id=f"churnwatch-test-{run}",
+        partitions=4,
+        data_dir=data_dir,
+        web_port=free_port(),
+        clock="event",
+        sweep_interval_s=0.5,
+    )
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+@contextlib.contextmanager
+def running_worker(broker: Broker, tmp: Path) -> Iterator[tuple[Settings, WorkerProcess]]:
+    """A worker process with topics of its own; stopped at the end, which must be clean."""
+    settings = make_settings(broker, tmp / "data")
+    asyncio.run(ensure_topics(settings))
+    worker = WorkerProcess(settings, tmp / "worker.log", broker.worker_env).start()
+    try:
+        yield settings, worker
+    finally:
+        code = worker.stop()
+        assert code == 0, f"worker exited with {code}: {worker.log_text()[-3000:]}"
+
+
+def http_get(settings: Settings, path: str) -> tuple[int, bytes]:
+    """GET from a worker's HTTP server: (status, body); an HTTP error is an answer too."""
+    url = f"http://{settings.web_host}:{settings.web_port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def publish_events(settings: Settings, events: list[Event]) -> None:
+    """Publish events to their input topics, keyed by customer, as a backend service would."""
+    async def publish() -> None:
+        async with EventPublisher(settings) as publisher:
+            for event in events:
+                await publisher.publish(event)
+
+    asyncio.run(publish())
+
+
+def events_consumed(settings: Settings) -> float:
+    """The worker's count of accepted events, scraped from /metrics."""
+    text = http_get(settings, "/metrics")[1].decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "churnwatch_events_consumed_total")
+
+
+def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
+    """``check()`` until it returns something true or time runs out; a worker not listening yet is a no."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            result = check()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            result = None
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
