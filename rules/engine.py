@@ -25,7 +25,7 @@ from churnwatch.rules.fold import Outcome, fold_event, new_state
 from churnwatch.rules.features import observe
 from churnwatch.rules.labels import Labelled
 from churnwatch.rules.model_risk import ModelView, stake
-from churnwatch.rules.state import CustomerState, Risk
+from churnwatch.rules.state import CustomerState, Risk, evolve
 from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.events import EVENT_KINDS, Event
 
@@ -134,7 +134,7 @@ def _model_step(
         risk = Risk(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers,
                     stake=at_stake, rank=None if rank is None else rank.share,
                     population=0 if rank is None else rank.population)
-        state = state.model_copy(update={"risk": risk})
+        state = evolve(state, {"risk": risk})
         # Scores of a model still warming up are neither kept nor ranked: the
         # model's own numbers (ROC AUC, log loss) judge the model in use.
         if score.warm:
@@ -180,12 +180,12 @@ def _evaluate(
                 else rule.resolution(state, when, config)
             )
     episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)
-    state = state.model_copy(update={"episodes": episodes, "evaluated_at": evaluated_at})
+    state = evolve(state, {"episodes": episodes, "evaluated_at": evaluated_at})
     due_times = [
         due for rule in RULES if rule.enabled(config)
         for due in [rule.next_check(state, evaluated_at.get(rule.name, now), config)] if due is not None
     ]
     if config.model.enabled and (due := labels.next_check(state, now, config)) is not None:
         due_times.append(due)
-    state = state.model_copy(update={"next_due_at": min(due_times, default=None)})
+    state = evolve(state, {"next_due_at": min(due_times, default=None)})
     return Transition(state, tuple(alerts), labelled=tuple(labelled), assessed=tuple(assessed))

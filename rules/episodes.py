@@ -12,7 +12,7 @@ from churnwatch.rules.alert_ids import alert_id
 from churnwatch.rules.clock_math import to_datetime
 from churnwatch.rules.condition import Condition
 from churnwatch.rules.priority import priority
-from churnwatch.rules.state import CustomerState, Episode
+from churnwatch.rules.state import CustomerState, Episode, evolve
 from churnwatch.schemas.alert import Alert, AlertStatus, RuleName
 
 RESOLVED_ACTION = "No action needed: the condition has cleared."
@@ -38,7 +38,7 @@ def reconcile(
             episodes[rule] = episode
             alerts.append(_firing(state, rule, episode, found, triggered_at))
         elif found is not None and episode is not None and found.severity.rank > episode.severity.rank:
-            episode = episode.model_copy(update={"severity": found.severity, "sequence": episode.sequence + 1})
+            episode = evolve(episode, {"severity": found.severity, "sequence": episode.sequence + 1})
             episodes[rule] = episode
             alerts.append(_firing(state, rule, episode, found, triggered_at))
         elif found is None and episode is not None:

@@ -28,6 +28,7 @@ from churnwatch.rules.state import (
     Sentiment,
     Subscription,
     TicketOpened,
+    evolve,
 )
 from churnwatch.schemas.events import (
     Event,
@@ -86,7 +87,7 @@ def fold_event(
         "recent_event_ids": _remember(state.recent_event_ids, event.event_id, at, config),
     }
     update.update(FOLDS[type(event)](state, event, at, config))
-    folded = state.model_copy(update=update)
+    folded = evolve(state, update)
     # Facts only fall out of the window when it moves or the event is older
     # than it; a ticket close may take the closes over their cap.
     if too_old or day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
@@ -226,7 +227,7 @@ def _trim(state: CustomerState, config: RulesConfig) -> CustomerState:
     first_day = day_of(state.last_event_at) - keep + 1
     cutoff = first_day * DAY
     closes = sorted((c, t) for t, c in state.tickets_closed_at.items() if c >= cutoff)
-    return state.model_copy(update={
+    return evolve(state, {
         "activity": {d: k for d, k in state.activity.items() if d >= first_day},
         "failures": tuple(f for f in state.failures if f.at >= cutoff),
         "tickets_opened": tuple(t for t in state.tickets_opened if t.at >= cutoff),

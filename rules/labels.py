@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from churnwatch.rules.clock_math import DAY, day_of
 from churnwatch.rules.config import RulesConfig
-from churnwatch.rules.state import CustomerState, Observation, Snapshot
+from churnwatch.rules.state import CustomerState, Observation, Snapshot, evolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ def label_snapshots(state: CustomerState, now: int, config: RulesConfig) -> tupl
                                      snapshot.feature_set, snapshot.probability, label, snapshot.raw))
     if not labelled:
         return state, []
-    return state.model_copy(update={"snapshots": tuple(waiting)}), labelled
+    return evolve(state, {"snapshots": tuple(waiting)}), labelled
 
 
 def _label(state: CustomerState, snapshot: Snapshot, now: int, horizon: int, config: RulesConfig) -> int | None:
@@ -101,7 +101,7 @@ def take_snapshot(
     snapshot = Snapshot(taken_at=now, feature_set=feature_set, observation=observation, probability=probability,
                         raw=raw)
     kept = (*state.snapshots, snapshot)[-max_snapshots(config):]
-    return state.model_copy(update={"snapshots": kept, "last_snapshot_at": now})
+    return evolve(state, {"snapshots": kept, "last_snapshot_at": now})
 
 
 def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:

@@ -16,6 +16,7 @@ as whole seconds since the epoch (UTC) to keep the serialised value small.
 from __future__ import annotations
 
 import zlib
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,29 @@ MAX_TICKETS = 100
 MAX_SENTIMENTS = 100
 MAX_DOWNGRADES = 20
 MAX_MRR_CHANGES = 12
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def evolve(model: Model, update: dict[str, object]) -> Model:
+    """``model.model_copy(update=update)``, made the cheap way: the core copies a state several times per event.
+
+    The same result as pydantic's (a shallow copy, ``update`` not validated,
+    the updated fields counted as set) for models without extra fields or
+    private attributes, which is all of the core's; pydantic's own copy
+    first copies and then updates every part of the instance, which was a
+    sixth of the core's time.
+    """
+    new = model.__class__.__new__(model.__class__)
+    fields = model.__dict__.copy()
+    fields.update(update)
+    _set = object.__setattr__
+    _set(new, "__dict__", fields)
+    _set(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _set(new, "__pydantic_extra__", None)
+    _set(new, "__pydantic_private__", None)
+    return new
 
 
 class _Fact(BaseModel):
