@@ -96,9 +96,22 @@ def on(kind: str, args: argparse.Namespace, show: Callable[[str, object, str], N
             on_broker.fresh_settings(servers, Path(tmp) / "latency"), worker / 2, tuning)
         show(f"(e) payment failure -> alert p50 ({samples} alerts)", p50 * 1000, "ms")
         show("(e) payment failure -> alert p99", p99 * 1000, "ms")
-        two = on_broker.worker_rate(settings.model_copy(update={"app_id": f"{settings.app_id}-two"}),
-                                    args.worker_events, tuning, workers=2, broker_pid=pid)
-        show("(h) two workers / one", two.rate / worker, "")
+        # A customer base where a few customers send much and most little (Zipf-like), over a day.
+        heavy = on_broker.fresh_settings(servers, Path(tmp) / "heavy")
+        asyncio.run(on_broker.publish(heavy, on_broker.heavy_tailed_mix(args.worker_events, args.customers)))
+        tailed = report("(c4) worker, heavy-tailed mix", runs(lambda n: on_broker.worker_rate(
+            heavy.model_copy(update={"app_id": f"{heavy.app_id}-w{n}"}), args.worker_events, tuning, broker_pid=pid)))
+        show("(d) c4/c", tailed / worker, "")
+        # One worker against two, each on empty topics filled once the group has formed: no rebalance
+        # inside the measured stretch.
+        alone, pair = (on_broker.worker_rate(on_broker.fresh_settings(servers, Path(tmp) / f"h{n}"),
+                                             args.worker_events, tuning, workers=n, broker_pid=pid,
+                                             publish_when_settled=events[:args.worker_events]) for n in (1, 2))
+        show("(h) one worker, group formed first", alone.rate, "events/s")
+        show("(h) two workers, group formed first", pair.rate, "events/s")
+        show("(h) two workers / one", pair.rate / alone.rate, "")
+        show("(h) one worker: CPU per event", alone.cpu_us, "us")
+        show("(h) two workers: CPU per event", pair.cpu_us, "us")
 
 
 def main() -> int:

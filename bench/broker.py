@@ -88,6 +88,20 @@ def mix(events: int, customers: int, seed: int = 3, start: datetime = START) -> 
             yield TicketEvent(**common, ticket_id=f"t{n}", action="opened", sentiment=rng.uniform(-1, 1))
 
 
+def heavy_tailed_mix(events: int, customers: int, seed: int = 5, skew: float = 1.1,
+                     start: datetime = START) -> list[Event]:
+    """The same four types, but customers drawn by a Zipf-like law (the ``rank``-th most active has
+    weight ``1 / rank ** skew``) over one day of event time: a few customers send much, most little,
+    as in a real product."""
+    rng = random.Random(seed)
+    weights = [1.0 / (rank ** skew) for rank in range(1, customers + 1)]
+    drawn = rng.choices(range(customers), weights=weights, k=events)
+    step = 86_400 / max(1, events)
+    uniform = list(mix(events, 1, seed, start))  # types and payloads as in mix(); customer and time replaced
+    return [e.model_copy(update={"customer_id": f"z{c:06d}", "occurred_at": start + timedelta(seconds=n * step)})
+            for n, (e, c) in enumerate(zip(uniform, drawn, strict=True))]
+
+
 def fresh_settings(bootstrap: str, data_dir: Path) -> Settings:
     run = uuid.uuid4().hex[:8]
     topics = {name: f"{field.default}-bench-{run}" for name, field in Settings.model_fields.items()
@@ -172,15 +186,46 @@ def _processed(settings: Settings) -> float:
                if sample.name in ("churnwatch_events_consumed_total", "churnwatch_events_rejected_total"))
 
 
+def _settled(replicas: list[Settings], timeout_s: float = 120) -> None:
+    """Wait until every worker is ready and together they hold every input partition: the group is formed."""
+    wanted = len(replicas[0].input_topics) * replicas[0].partitions
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            reports = []
+            for replica in replicas:
+                url = f"http://{replica.web_host}:{replica.web_port}/readyz"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    reports.append(json.loads(response.read()))
+            if sum(r["assigned_input_partitions"] for r in reports) == wanted:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the workers did not settle into one group")
+
+
 def worker_rate(settings: Settings, expect: int, env: dict[str, str], workers: int = 1,
-                broker_pid: int | None = None, timeout_s: float = 400) -> Measure:
-    """The full pipeline: ``churnwatch worker`` processes (validation, state, rules, model, alerts)."""
+                broker_pid: int | None = None, timeout_s: float = 400,
+                publish_when_settled: list[Event] | None = None) -> Measure:
+    """The full pipeline: ``churnwatch worker`` processes (validation, state, rules, model, alerts).
+
+    With ``publish_when_settled`` the topics start empty: the events are
+    published once every worker is ready and the partitions are shared out,
+    so no rebalance falls inside the measured stretch (for comparing one
+    worker with several).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         replicas = [settings] + [settings.model_copy(update={"web_port": free_port()}) for _ in range(workers - 1)]
+        if publish_when_settled is not None:
+            asyncio.run(ensure_topics(settings))
         processes = [WorkerProcess(s.model_copy(update={"data_dir": Path(tmp) / f"d{i}"}),
                                    Path(tmp) / f"w{i}.log", env).start() for i, s in enumerate(replicas)]
         cpu = CpuWindow(*(p.pid for p in processes), broker_pid)
         try:
+            if publish_when_settled is not None:
+                _settled(replicas)
+                asyncio.run(publish(settings, publish_when_settled))
             first, done = 0.0, 0.0
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and not any(p.dead() for p in processes):
