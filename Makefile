@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.churnwatch-installed
 
-.PHONY: demo test test-kafka kafka-jars bench soak eval audit install lock clean
+.PHONY: demo test test-kafka kafka-jars bench profile soak eval audit install lock clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ clean:
 BROKER ?= both
 bench: $(STAMP)
 	$(BIN)/python -m bench --broker $(BROKER)
+
+# Where a worker's time per message goes (py-spy samples of the worker and
+# of the bare Faust agent while they consume; BROKER=kafka for Apache Kafka).
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile --broker $(if $(filter kafka,$(BROKER)),kafka,embedded)
 
 # Alert quality on the shared ChurnSim exports and our simulator (about 15
 # minutes on 2 cores): churnwatch backtest on each, one comparison table.

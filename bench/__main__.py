@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -21,30 +20,16 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import broker as on_broker
 from bench import pure
 from bench.broker import Measure
-from churnwatch.dev.embedded_broker import WORKER_TUNING, BrokerError, EmbeddedBroker
-from churnwatch.dev.kafka_broker import KafkaBroker
+from churnwatch.dev.embedded_broker import BrokerError
 from churnwatch.settings import Settings
 
 BROKERS = ("embedded", "kafka")
-
-
-@contextlib.contextmanager
-def started(kind: str, directory: Path) -> Iterator[tuple[str, int | None, dict[str, str], dict[str, str]]]:
-    """(bootstrap servers, broker pid, the worker's settings there, the other producer batching)."""
-    if kind == "kafka":
-        with KafkaBroker(work_dir=directory / "kafka") as kafka:
-            # Production settings: multi-record producer batches; the other batching is one record each.
-            yield kafka.bootstrap_servers, kafka.pid, {}, {"CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "1"}
-        return
-    with EmbeddedBroker() as embedded:
-        yield (embedded.bootstrap_servers, embedded.pid, dict(WORKER_TUNING),
-               {**WORKER_TUNING, "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "16384"})
 
 
 def on(kind: str, args: argparse.Namespace, show: Callable[[str, object, str], None]) -> None:
@@ -61,7 +46,7 @@ def on(kind: str, args: argparse.Namespace, show: Callable[[str, object, str], N
             show(f"{name}: broker CPU per event", measure.broker_cpu_us, "us")
         return measure.rate
 
-    with tempfile.TemporaryDirectory() as tmp, started(kind, Path(tmp)) as (servers, pid, tuning, other):
+    with tempfile.TemporaryDirectory() as tmp, on_broker.started(kind, Path(tmp)) as (servers, pid, tuning, other):
         settings = on_broker.fresh_settings(servers, Path(tmp) / "data")
         events = on_broker.realistic_mix(args.events, args.customers)
         asyncio.run(on_broker.publish(settings, events))

@@ -7,6 +7,7 @@ run, so their ratios mean something on a noisy machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -30,7 +31,8 @@ from churnwatch.rules.alert_ids import alert_id
 from churnwatch.schemas.alert import RuleName
 from churnwatch.schemas.events import Event, PaymentEvent, SubscriptionEvent, TicketEvent, UsageEvent
 from churnwatch.dev.child_process import ChildProcess
-from churnwatch.dev.embedded_broker import free_port
+from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
+from churnwatch.dev.kafka_broker import KafkaBroker
 from churnwatch.kafka.publisher import encode
 from churnwatch.settings import Settings
 from churnwatch.kafka.topics import ensure_topics
@@ -181,7 +183,7 @@ def scrape(settings: Settings) -> list[Sample]:
     return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
-def _processed(settings: Settings) -> float:
+def processed(settings: Settings) -> float:
     return sum(sample.value for sample in scrape(settings)
                if sample.name in ("churnwatch_events_consumed_total", "churnwatch_events_rejected_total"))
 
@@ -230,7 +232,7 @@ def worker_rate(settings: Settings, expect: int, env: dict[str, str], workers: i
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline and not any(p.dead() for p in processes):
                 try:
-                    total = sum(_processed(s) for s in replicas)
+                    total = sum(processed(s) for s in replicas)
                 except OSError:
                     total = 0.0
                 if total and not first:
@@ -326,3 +328,16 @@ def alert_latency(settings: Settings, rate: float, env: dict[str, str], seconds:
     if not latencies:
         raise RuntimeError("no alert arrived")
     return statistics.median(latencies), latencies[int(0.99 * (len(latencies) - 1))], len(latencies)
+
+
+@contextlib.contextmanager
+def started(kind: str, directory: Path) -> Iterator[tuple[str, int | None, dict[str, str], dict[str, str]]]:
+    """(bootstrap servers, broker pid, the worker's settings there, the other producer batching)."""
+    if kind == "kafka":
+        with KafkaBroker(work_dir=directory / "kafka") as kafka:
+            # Production settings: multi-record producer batches; the other batching is one record each.
+            yield kafka.bootstrap_servers, kafka.pid, {}, {"CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "1"}
+        return
+    with EmbeddedBroker() as embedded:
+        yield (embedded.bootstrap_servers, embedded.pid, dict(WORKER_TUNING),
+               {**WORKER_TUNING, "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "16384"})

@@ -4,8 +4,9 @@ also writes one table entry per event.
 Run as a process by the benchmark (``python -m bench.faust_bare``); settings
 from the same ``CHURNWATCH_*`` variables as the worker, plus
 ``BENCH_EXPECT`` (messages to read), ``BENCH_RESULT`` (file to write the
-rate and this process's CPU microseconds per message to) and ``BENCH_TABLE`` ("1": write the event to a table, keyed by the
-customer id, as a stateful agent must). It uses the worker's Faust settings,
+rate and this process's CPU microseconds per message to), ``BENCH_TABLE`` ("1": write the event to a table, keyed by the
+customer id, as a stateful agent must) and ``BENCH_COUNT_FILE`` (optional: where to write the
+messages read so far, every 1,000, for ``bench.profile``). It uses the worker's Faust settings,
 so the only difference from ``churnwatch worker`` is the work done per message.
 """
 
@@ -27,6 +28,7 @@ def main() -> None:
     expect = int(os.environ["BENCH_EXPECT"])
     result = Path(os.environ["BENCH_RESULT"])
     with_table = os.environ.get("BENCH_TABLE") == "1"
+    count_file = os.environ.get("BENCH_COUNT_FILE")  # messages read so far, every 1,000 (for the profiler)
     app = faust_app(settings, web_enabled=False)
     topic = app.topic(*settings.input_topics, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
@@ -44,6 +46,8 @@ def main() -> None:
             if with_table:
                 table[event.key.decode()] = event.value
             seen["count"] += 1
+            if count_file and seen["count"] % 1000 == 0:
+                Path(count_file).write_text(str(seen["count"]))
             if seen["count"] == expect:
                 rate = expect / (time.perf_counter() - seen["first"])
                 cpu_us = (time.process_time() - seen["cpu"]) / expect * 1e6
