@@ -301,13 +301,7 @@ def alert_latency(settings: Settings, rate: float, env: dict[str, str], seconds:
     with tempfile.TemporaryDirectory() as tmp:
         worker = WorkerProcess(settings.model_copy(update={"data_dir": Path(tmp) / "d"}), Path(tmp) / "w.log", env)
         with worker:
-            ready_by = time.monotonic() + 60
-            while time.monotonic() < ready_by:  # measure a running worker, not its start-up
-                try:
-                    with urllib.request.urlopen(f"http://{settings.web_host}:{settings.web_port}/readyz", timeout=2):
-                        break
-                except OSError:
-                    time.sleep(0.2)
+            _settled([settings], timeout_s=60)  # measure a running worker, not its start-up
 
             async def run() -> tuple[dict[str, float], dict[str, float]]:
                 sent: dict[str, float] = {}

@@ -39,9 +39,9 @@ def evolve(model: Model, update: dict[str, object]) -> Model:
 
     The same result as pydantic's (a shallow copy, ``update`` not validated,
     the updated fields counted as set) for models without extra fields or
-    private attributes, which is all of the core's; pydantic's own copy
-    first copies and then updates every part of the instance, which was a
-    sixth of the core's time.
+    private attributes, which is all of the core's. Pydantic's own copy
+    first copies and then updates every part of the instance; this one made
+    a replay 4-6% faster (two paired runs of 40,000 events).
     """
     new = model.__class__.__new__(model.__class__)
     fields = model.__dict__.copy()

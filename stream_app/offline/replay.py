@@ -136,6 +136,7 @@ class Replay:
             self._deliver(self.runner.tick(entry.customer_id, to_datetime(entry.due_at)))
 
     def finish(self, until: datetime | None = None) -> ReplaySummary:
+        self.summary.watermark = self.clock.watermark
         if until is not None:
             self.sweep(until)
             self.summary.watermark = max(self.summary.watermark or until, until)
@@ -156,8 +157,6 @@ class Replay:
         if event is not None and transition is not None:
             summary.outcomes[transition.outcome] += 1
             counted = transition.outcome is not Outcome.DUPLICATE
-            if counted:
-                summary.watermark = self.clock.watermark
             if counted and event.type == "usage" and summary.first_usage_at is None:
                 summary.first_usage_at = event.occurred_at
         for alert in step.alerts:

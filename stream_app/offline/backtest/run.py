@@ -117,7 +117,7 @@ def run_backtest(
         if on_day is not None and event.occurred_at.date() != shown_day:
             shown_day = event.occurred_at.date()
             on_day(event.occurred_at)
-    last = replay.summary.watermark
+    last = replay.clock.watermark
     until = end or last
     summary = replay.finish(until)
     for state in replay.states.values():
