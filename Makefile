@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.churnwatch-installed
+QUIX_VENV ?= .quix-venv
+QUIX_STAMP := $(QUIX_VENV)/.installed
 
-.PHONY: demo test test-kafka kafka-jars bench profile soak eval audit install lock clean
+.PHONY: demo test test-kafka kafka-jars bench quix-venv profile soak eval audit install lock clean
 
 install: $(STAMP)
 
@@ -39,14 +41,22 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) $(AUDIT_VENV) .pytest_cache .hypothesis *.egg-info eval-out backtest-out .kafka
+	rm -rf $(VENV) $(AUDIT_VENV) $(QUIX_VENV) .pytest_cache .hypothesis *.egg-info eval-out backtest-out .kafka
 
 # Benchmarks: prints one table of figures and writes bench-results.json; the
 # broker figures on the embedded broker and on Apache Kafka (BROKER=embedded
 # or BROKER=kafka for one; Apache Kafka needs a JDK 17+ and Maven).
 BROKER ?= both
-bench: $(STAMP)
+bench: $(STAMP) $(QUIX_STAMP)
 	$(BIN)/python -m bench --broker $(BROKER)
+
+# The peer the bench measures beside the worker: Quix Streams, in its own
+# virtual environment (it pins a confluent-kafka of its own).
+quix-venv: $(QUIX_STAMP)
+$(QUIX_STAMP): bench/quix-requirements.txt
+	@test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/quix-requirements.txt
+	@touch $@
 
 # Where a worker's time per message goes (py-spy samples of the worker and
 # of the bare Faust agent while they consume; BROKER=kafka for Apache Kafka).

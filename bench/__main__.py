@@ -2,7 +2,8 @@
 
 The broker figures are taken on the embedded broker and on Apache Kafka
 (the JVM broker from its own jars) in the same run, each against the raw
-aiokafka consumer and the bare Faust agent on that broker; ``--broker``
+aiokafka consumer, the bare Faust agent and the peer a user would weigh us
+against (Quix Streams, stateless and stateful) on that broker; ``--broker``
 picks one. Rates are medians of several runs, and beside each rate the CPU
 microseconds per event of the process doing the work (and of the broker
 meanwhile): rates move with the machine's load, CPU time per event much
@@ -62,11 +63,22 @@ def on(kind: str, args: argparse.Namespace, show: Callable[[str, object, str], N
                       runs(lambda n: on_broker.bare_faust_rate(named("bare", n), len(events), tuning)))
         bare_table = report("(b2) bare Faust agent + one table write/event", runs(lambda n: on_broker.bare_faust_rate(
             named("table", n), args.worker_events, tuning, table=True)))
+        peer = peer_state = None
+        try:
+            peer = report("(p) Quix Streams peer (parse only)",
+                          runs(lambda n: on_broker.peer_rate(settings, len(events), stateful=False)))
+            peer_state = report("(p2) Quix Streams peer + per-customer state", runs(
+                lambda n: on_broker.peer_rate(settings, len(events), stateful=True)))
+        except RuntimeError as exc:
+            print(f"  the Quix Streams peer skipped: {exc}", flush=True)
         worker = report("(c) churnwatch worker, full pipeline", runs(lambda n: on_broker.worker_rate(
             named("w", n), args.worker_events, tuning, broker_pid=pid)))
         show("(d) c/a", worker / raw, "")
         show("(d) c/b", worker / bare, "")
         show("(d) c/b2", worker / bare_table, "")
+        if peer is not None and peer_state is not None:
+            show("(d) b/p", bare / peer, "")
+            show("(d) c/p2", worker / peer_state, "")
         batching = "one record per producer batch" if kind == "kafka" else "multi-record producer batches"
         report(f"(c2) worker, {batching}", runs(lambda n: on_broker.worker_rate(
             named("wb", n), args.worker_events, other, broker_pid=pid)))

@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -113,6 +115,7 @@ def fresh_settings(bootstrap: str, data_dir: Path) -> Settings:
 
 
 async def publish(settings: Settings, events: list[Event]) -> None:
+    await _input_topics_with_retention(settings)
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=20,
                                 max_batch_size=262_144)
@@ -124,6 +127,20 @@ async def publish(settings: Settings, events: list[Event]) -> None:
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def _input_topics_with_retention(settings: Settings) -> None:
+    """The input topics, created with their retention stated: the peer (Quix Streams) derives its
+    changelog topics' settings from it, and the embedded broker reports no default."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        topics = [NewTopic(name, settings.partitions, settings.replication_factor,
+                           topic_configs={"retention.ms": str(7 * 86_400_000)}) for name in settings.input_topics]
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(topics)
+    finally:
+        await admin.close()
 
 
 async def raw_rate(settings: Settings, expect: int, broker_pid: int | None, timeout_s: float = 120) -> Measure:
@@ -164,15 +181,44 @@ def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], table:
             **settings_env(settings), **env, "BENCH_EXPECT": str(expect), "BENCH_RESULT": str(result),
             "BENCH_TABLE": "1" if table else "0"})
         try:
-            deadline = time.monotonic() + timeout_s
-            while not result.exists() and time.monotonic() < deadline and not child.dead():
-                time.sleep(0.2)
-            if not result.exists():
+            if not _appeared(result, child, timeout_s):
                 raise RuntimeError(f"bare Faust agent did not finish: {child.log_text()[-2000:]}")
             rate, cpu_us = map(float, result.read_text().split())
             return Measure(rate, cpu_us)
         finally:
             child.stop()
+
+
+PEER_PYTHON = Path(__file__).resolve().parents[1] / ".quix-venv" / "bin" / "python"
+
+
+def peer_rate(settings: Settings, expect: int, stateful: bool, timeout_s: float = 300) -> Measure:
+    """Quix Streams on the same topics (``bench.quix_peer``, from its own virtual environment)."""
+    if not PEER_PYTHON.exists():
+        raise RuntimeError(f"no {PEER_PYTHON}: make quix-venv builds it")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "rate"
+        child = ChildProcess(Path(tmp) / "peer.log")
+        child.spawn([str(PEER_PYTHON), str(Path(__file__).with_name("quix_peer.py"))], {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("CHURNWATCH_", "PYTHON"))},
+            "PEER_BOOTSTRAP": settings.bootstrap_servers, "PEER_TOPICS": ",".join(settings.input_topics),
+            "PEER_GROUP": f"{settings.app_id}-quix-{uuid.uuid4().hex[:6]}", "PEER_STATE_DIR": str(Path(tmp) / "state"),
+            "PEER_MODE": "state" if stateful else "parse", "PEER_EXPECT": str(expect), "PEER_RESULT": str(result)})
+        try:
+            if not _appeared(result, child, timeout_s):
+                raise RuntimeError(f"the Quix Streams peer did not finish: {child.log_text()[-2000:]}")
+            rate, cpu_us = map(float, result.read_text().split())
+            return Measure(rate, cpu_us)
+        finally:
+            child.stop()
+
+
+def _appeared(result: Path, child: ChildProcess, timeout_s: float) -> bool:
+    """True once ``result`` exists; False if the child died or time ran out first."""
+    deadline = time.monotonic() + timeout_s
+    while not result.exists() and time.monotonic() < deadline and not child.dead():
+        time.sleep(0.2)
+    return result.exists()
 
 
 def scrape(settings: Settings) -> list[Sample]:
