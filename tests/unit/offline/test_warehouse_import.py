@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from churnwatch.schemas.events import SubscriptionEvent, UsageEvent
+from churnwatch.offline.backtest.export_rows import parse_time
 from churnwatch.offline.backtest.warehouse import Export, ExportLayout, LayoutError, find_files, load_layout, time_ordered
 
 EVENTS = """account_id,event_time,event_type,value
@@ -129,3 +130,33 @@ def test_an_export_directory_is_found_by_its_file_names(tmp_path: Path) -> None:
     assert find_files(tmp_path) == (tmp_path / "events.csv.gz", tmp_path / "subscriptions.csv")
     with pytest.raises(LayoutError, match="no events.csv"):
         find_files(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("text", [
+    "2022-01-11T00:00:51", "2022-01-11 23:59:59", "2022-01-11", "2022-01-11T00:00:51+02:00",
+    "2024-02-29T12:00:00", "1969-12-31T23:59:59", "2022-01-11T00:00:51.250", " 2022-01-11T08:00:00 ",
+    "2022-01-11T25:00:00", "2022-13-11T01:00:00", "2022-02-30T01:00:00", "2022-01-11T0+:00:00",
+    "2022-01-11T00:00:60", "2022-01-11T00:61:00", "2022-01-11T١٢:00:00", "yesterday",
+])
+def test_times_are_read_as_the_standard_parser_reads_them(text: str) -> None:
+    # The usual export shape is read by arithmetic, the rest by the parser: both must agree.
+    try:
+        moment = datetime.fromisoformat(text.strip())
+        expected: int | None = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            parse_time(text)
+    else:
+        assert parse_time(text) == expected
+
+
+def test_short_rows_are_bad_rows_and_blank_lines_no_rows(tmp_path: Path) -> None:
+    events = write(tmp_path / "events.csv", "account_id,event_time,event_type,value\n"
+                   "1,2022-01-03T10:00:00,create_opportunity,2\n\n1,2022-01-03T11:00:00\n"
+                   "1,2022-01-03T12:00:00,add_contact\n")
+    export = Export(events, None, ExportLayout(login_per_active_day=False))
+    out = [(e.feature, e.amount) for e in export.events() if isinstance(e, UsageEvent)]
+    assert out == [("create_opportunity", 2.0), ("add_contact", None)]
+    assert export.report.event_rows == 3 and export.report.bad_rows == {"events: no event name": 1}
