@@ -13,7 +13,7 @@ Both set ``state.next_due_at``: when, with no event, the answer could change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from churnwatch.rules import disengagement, labels, model_risk, payment, revenue, support
@@ -83,8 +83,7 @@ def apply_event(
     if outcome is Outcome.DUPLICATE:
         return Transition(state, (), outcome)
     at = to_seconds(event.occurred_at)
-    fed = FED_BY[type(event)]
-    return replace(_evaluate(folded, fed, max(to_seconds(now), at), at, config, scorer), outcome=outcome)
+    return _evaluate(folded, FED_BY[type(event)], max(to_seconds(now), at), at, config, scorer, outcome)
 
 
 def is_future(event: Event, reference: datetime | None, config: RulesConfig = DEFAULT_CONFIG) -> bool:
@@ -150,6 +149,7 @@ def _evaluate(
     triggered_at: int,
     config: RulesConfig,
     scorer: ModelView | None,
+    outcome: Outcome = Outcome.APPLIED,
 ) -> Transition:
     labelled: list[Labelled] = []
     assessed: list[Assessment] = []
@@ -187,5 +187,8 @@ def _evaluate(
     ]
     if config.model.enabled and (due := labels.next_check(state, now, config)) is not None:
         due_times.append(due)
-    state = evolve(state, {"next_due_at": min(due_times, default=None)})
-    return Transition(state, tuple(alerts), labelled=tuple(labelled), assessed=tuple(assessed))
+    # ``state`` is this call's own copy, not yet seen by anyone: set in place
+    # rather than copied once more.
+    object.__setattr__(state, "next_due_at", min(due_times, default=None))
+    state.__pydantic_fields_set__.add("next_due_at")
+    return Transition(state, tuple(alerts), outcome, tuple(labelled), tuple(assessed))

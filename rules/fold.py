@@ -84,7 +84,7 @@ def fold_event(
     update: dict[str, object] = {
         "first_seen_at": min(state.first_seen_at, at),
         "last_event_at": newest,
-        "recent_event_ids": _remember(state.recent_event_ids, event.event_id, at, config),
+        "recent_event_ids": state.recent_event_ids.with_id(event.event_id, at, config.state.remembered_event_ids),
     }
     update.update(FOLDS[type(event)](state, event, at, config))
     folded = evolve(state, update)
@@ -93,14 +93,6 @@ def fold_event(
     if too_old or day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
         folded = _trim(folded, config)
     return folded, Outcome.TOO_OLD if too_old else Outcome.APPLIED
-
-
-def _remember(ids: dict[str, int], event_id: str, at: int, config: RulesConfig) -> dict[str, int]:
-    """The newest ``limit`` ids by (time, id): the oldest goes when one more comes."""
-    merged = {**ids, event_id: at}
-    while len(merged) > config.state.remembered_event_ids:
-        del merged[min(merged, key=lambda e: (merged[e], e))]
-    return merged
 
 
 def _usage(state: CustomerState, event: UsageEvent, at: int, config: RulesConfig) -> dict[str, object]:
@@ -222,17 +214,26 @@ def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, 
 
 
 def _trim(state: CustomerState, config: RulesConfig) -> CustomerState:
-    """Drop what fell out of the kept window, measured from the newest event."""
+    """Drop what fell out of the kept window, measured from the newest event.
+
+    Only what holds something older than the window is rebuilt: the lists
+    and the remembered ids are kept oldest first, so their first item tells.
+    """
     keep = config.state.keep_days
     first_day = day_of(state.last_event_at) - keep + 1
     cutoff = first_day * DAY
-    closes = sorted((c, t) for t, c in state.tickets_closed_at.items() if c >= cutoff)
-    return evolve(state, {
-        "activity": {d: k for d, k in state.activity.items() if d >= first_day},
-        "failures": tuple(f for f in state.failures if f.at >= cutoff),
-        "tickets_opened": tuple(t for t in state.tickets_opened if t.at >= cutoff),
-        "tickets_closed_at": {t: c for c, t in closes[-MAX_TICKETS:]},
-        "recent_event_ids": {e: a for e, a in state.recent_event_ids.items() if a >= cutoff},
-        "sentiments": tuple(s for s in state.sentiments if s.at >= cutoff),
-        "downgrades": tuple(d for d in state.downgrades if d.at >= cutoff),
-    })
+    update: dict[str, object] = {}
+    if state.activity and min(state.activity) < first_day:
+        update["activity"] = {d: k for d, k in state.activity.items() if d >= first_day}
+    for name in ("failures", "tickets_opened", "sentiments", "downgrades"):
+        items = getattr(state, name)
+        if items and items[0].at < cutoff:
+            update[name] = tuple(x for x in items if x.at >= cutoff)
+    ids = state.recent_event_ids
+    if (oldest := ids.oldest_time) is not None and oldest < cutoff:
+        update["recent_event_ids"] = ids.since(cutoff)
+    closed = state.tickets_closed_at
+    if closed and (len(closed) > MAX_TICKETS or min(closed.values()) < cutoff):
+        closes = sorted((c, t) for t, c in closed.items() if c >= cutoff)
+        update["tickets_closed_at"] = {t: c for c, t in closes[-MAX_TICKETS:]}
+    return evolve(state, update) if update else state

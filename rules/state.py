@@ -16,10 +16,12 @@ as whole seconds since the epoch (UTC) to keep the serialised value small.
 from __future__ import annotations
 
 import zlib
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
+from churnwatch.rules.recent_ids import RecentIds
 from churnwatch.schemas.alert import RuleName, Severity
 
 # Hard caps, whatever the rules file says: a burst of events for one customer
@@ -52,6 +54,20 @@ def evolve(model: Model, update: dict[str, object]) -> Model:
     _set(new, "__pydantic_extra__", None)
     _set(new, "__pydantic_private__", None)
     return new
+
+
+def _recent_ids(value: object) -> RecentIds:
+    if isinstance(value, RecentIds):
+        return value
+    if isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()):
+        return RecentIds.of(value)
+    raise ValueError("recent_event_ids must map event ids to whole seconds")
+
+
+# Stored and shown as {event_id: time}; held as ``RecentIds`` (see there why).
+RecentEventIds = Annotated[RecentIds, PlainValidator(_recent_ids),
+                           PlainSerializer(RecentIds.as_dict, return_type=dict[str, int])]
 
 
 class _Fact(BaseModel):
@@ -210,7 +226,7 @@ class CustomerState(BaseModel):
     cancelled_at: int | None = None
     downgrades: tuple[Downgrade, ...] = ()
     # event_id -> occurred_at, the newest ``remembered_event_ids`` events.
-    recent_event_ids: dict[str, int] = Field(default_factory=dict)
+    recent_event_ids: RecentEventIds = Field(default_factory=RecentIds)
     snapshots: tuple[Snapshot, ...] = ()
     last_snapshot_at: int | None = None
     risk: Risk | None = None
