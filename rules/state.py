@@ -15,7 +15,10 @@ as whole seconds since the epoch (UTC) to keep the serialised value small.
 
 from __future__ import annotations
 
+import json
+import re
 import zlib
+from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
@@ -261,3 +264,44 @@ class CustomerState(BaseModel):
     def from_bytes(cls, raw: bytes) -> CustomerState:
         # Plain JSON (a '{') is what earlier versions wrote to the changelog.
         return cls.model_validate_json(raw if raw[:1] == b"{" else zlib.decompress(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Outline:
+    """What the sweep's due index and the at-risk gauge need of a stored state."""
+
+    customer_id: str
+    next_due_at: int | None
+    open_severities: tuple[Severity, ...]
+
+
+# ``next_due_at`` is the model's last field, so when set it ends the JSON;
+# ``"episodes":{`` can only be the top-level key (no other object is keyed
+# by that word with an object for value, and inside a string the quotes are
+# escaped).
+_DUE_AT_END = re.compile(r',"next_due_at":(-?\d+)\}\Z')
+_START = '{"customer_id":'
+_EPISODES = '"episodes":{'
+_DECODER = json.JSONDecoder()
+
+
+def outline(raw: bytes) -> Outline:
+    """A table value's outline, read without building the state.
+
+    A worker restoring its table reads every customer's state from the
+    changelog; building each (pydantic, every fact) was half of that time,
+    for three fields.
+    """
+    doc = (raw if raw[:1] == b"{" else zlib.decompress(raw)).decode()
+    try:
+        if not doc.startswith(_START):
+            raise ValueError("not the expected shape")
+        customer_id, _ = _DECODER.raw_decode(doc, len(_START))
+        due = _DUE_AT_END.search(doc)
+        at = doc.find(_EPISODES)
+        episodes = _DECODER.raw_decode(doc, at + len(_EPISODES) - 1)[0] if at >= 0 else {}
+        return Outline(str(customer_id), int(due.group(1)) if due else None,
+                       tuple(Severity(e["severity"]) for e in episodes.values()))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        state = CustomerState.from_bytes(raw)  # not the shape expected: the slow way, still right
+        return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()))

@@ -21,7 +21,8 @@ from churnwatch.due_index import DueIndex
 from churnwatch.http.lookup import CustomerLookup
 from churnwatch.http.metrics import Metrics
 from churnwatch.model import ChurnModel
-from churnwatch.rules import CustomerState, RulesConfig
+from churnwatch.rules import RulesConfig
+from churnwatch.rules.state import outline
 from churnwatch.runner import Runner, Step
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.intake import Rejection, decode_event
@@ -143,6 +144,6 @@ class Processor:
         """Rebuild the due index from recovered (or standby) state."""
         raw = changelog_event.value
         if raw is not None:
-            state = CustomerState.from_bytes(raw)
-            self.index.set(state.customer_id, state.next_due_at, changelog_event.message.partition)
-            self.metrics.episodes(state.customer_id, [e.severity for e in state.episodes.values()])
+            found = outline(raw)  # not the whole state: a restore reads every customer's
+            self.index.set(found.customer_id, found.next_due_at, changelog_event.message.partition)
+            self.metrics.episodes(found.customer_id, list(found.open_severities))
