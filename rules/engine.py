@@ -164,14 +164,15 @@ def _evaluate(
     # cancellation but sent before it still counts.
     cancelled_at = state.cancelled_at
     for rule in rules:
-        if not (rule.enabled(config) or rule.name in state.episodes):
+        enabled = rule.enabled(config)
+        if not (enabled or rule.name in state.episodes):
             continue
         # Never judge a rule at an earlier time than before: a sweep tick
         # queued behind a newer event must not reopen what that event closed.
         when = max(now, evaluated_at.get(rule.name, now))
         evaluated_at[rule.name] = when
         cancelled = cancelled_at is not None and cancelled_at <= when
-        live = rule.enabled(config) and not cancelled
+        live = enabled and not cancelled
         conditions[rule.name] = rule.condition(state, when, config) if live else None
         if rule.name in state.episodes:  # only an open episode can be closed, and needs saying why
             resolutions[rule.name] = (

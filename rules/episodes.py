@@ -25,6 +25,8 @@ def reconcile(
     triggered_at: int,
 ) -> tuple[dict[RuleName, Episode], list[Alert]]:
     """The open episodes after this evaluation, and the alerts that say what changed."""
+    if not state.episodes and not any(conditions.values()):
+        return state.episodes, []  # the usual answer: nothing open, nothing found
     episodes = dict(state.episodes)
     alerts: list[Alert] = []
     for rule, found in conditions.items():

@@ -46,6 +46,10 @@ def max_snapshots(config: RulesConfig) -> int:
 def label_snapshots(state: CustomerState, now: int, config: RulesConfig) -> tuple[CustomerState, list[Labelled]]:
     model = config.model
     horizon = model.horizon_days * DAY
+    # Snapshots are taken in time order: when the oldest is not yet due, none is
+    # (the common case: this runs on every event).
+    if not state.snapshots or now < state.snapshots[0].taken_at + horizon:
+        return state, []
     waiting: list[Snapshot] = []
     labelled: list[Labelled] = []
     for snapshot in state.snapshots:
@@ -106,8 +110,10 @@ def take_snapshot(
 
 def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:
     """The next snapshot or label due with no new event: a churned customer's labels too."""
-    times = [s.taken_at + config.model.horizon_days * DAY for s in state.snapshots]
+    horizon = config.model.horizon_days * DAY
+    # In time order, so the first label still to come is the earliest.
+    due = next((s.taken_at + horizon for s in state.snapshots if s.taken_at + horizon > now), None)
     upcoming = next_snapshot_at(state, config)
-    if upcoming is not None and not churned(state, now, config):
-        times.append(upcoming)
-    return min((t for t in times if t > now), default=None)
+    if upcoming is not None and upcoming > now and not churned(state, now, config):
+        due = upcoming if due is None else min(due, upcoming)
+    return due
