@@ -8,7 +8,7 @@ STAMP := $(VENV)/.churnwatch-installed
 QUIX_VENV ?= .quix-venv
 QUIX_STAMP := $(QUIX_VENV)/.installed
 
-.PHONY: demo test test-kafka kafka-jars bench quix-venv profile soak eval audit install lock clean
+.PHONY: demo test test-kafka kafka-jars bench bench-restart quix-venv profile soak eval audit install lock clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ clean:
 BROKER ?= both
 bench: $(STAMP) $(QUIX_STAMP)
 	$(BIN)/python -m bench --broker $(BROKER)
+
+# A worker's time to ready after a restart with 1M customers' state on
+# Apache Kafka (about 15 minutes; CUSTOMERS=200000 for a quicker look).
+CUSTOMERS ?= 1000000
+bench-restart: $(STAMP) kafka-jars
+	$(BIN)/python -m bench.restart --customers $(CUSTOMERS)
 
 # The peer the bench measures beside the worker: Quix Streams, in its own
 # virtual environment (it pins a confluent-kafka of its own).

@@ -78,6 +78,7 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         producer_max_batch_size=settings.producer_max_batch_size,
+        consumer_max_fetch_size=settings.consumer_max_fetch_bytes,
         web_enabled=web_enabled,
         web_bind=settings.web_host,
         web_host=settings.canonical_host,
