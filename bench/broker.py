@@ -171,15 +171,16 @@ async def raw_rate(settings: Settings, expect: int, broker_pid: int | None, time
 
 
 def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], table: bool = False,
-                    timeout_s: float = 300) -> Measure:
-    """A Faust agent that parses each event and, with ``table``, writes it to a table (one changelog message each)."""
+                    take: int = 0, timeout_s: float = 300) -> Measure:
+    """A Faust agent that parses each event and, with ``table``, writes it to a table (one changelog message
+    each); with ``take``, in batches of up to that many (one write per customer per batch)."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "rate"
         child = ChildProcess(Path(tmp) / "bare.log")
         child.spawn([sys.executable, "-m", "bench.faust_bare"], {
             **{k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")},
             **settings_env(settings), **env, "BENCH_EXPECT": str(expect), "BENCH_RESULT": str(result),
-            "BENCH_TABLE": "1" if table else "0"})
+            "BENCH_TABLE": "1" if table else "0", "BENCH_TAKE": str(take)})
         try:
             if not _appeared(result, child, timeout_s):
                 raise RuntimeError(f"bare Faust agent did not finish: {child.log_text()[-2000:]}")
