@@ -71,10 +71,13 @@ def main() -> None:
                 batch = {}
                 for event in values:
                     json.loads(event.value)
-                    batch[event.key.decode()] = event.value
+                    batch[event.key.decode()] = (event.message.partition, event.value)
                 if with_table:
-                    for customer, value in batch.items():
-                        table[customer] = value
+                    # Outside the stream's iteration a table write cannot find its
+                    # partition: it is given, as the worker's changelog writer does.
+                    for customer, (partition, value) in batch.items():
+                        table.data[customer] = value
+                        table.send_changelog(partition, customer, value)
                 counted(len(values))
             return
         async for event in stream.events():
