@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,20 +174,10 @@ def bare_faust_rate(settings: Settings, expect: int, env: dict[str, str], table:
                     take: int = 0, timeout_s: float = 300) -> Measure:
     """A Faust agent that parses each event and, with ``table``, writes it to a table (one changelog message
     each); with ``take``, in batches of up to that many (one write per customer per batch)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "rate"
-        child = ChildProcess(Path(tmp) / "bare.log")
-        child.spawn([sys.executable, "-m", "bench.faust_bare"], {
-            **{k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")},
-            **settings_env(settings), **env, "BENCH_EXPECT": str(expect), "BENCH_RESULT": str(result),
-            "BENCH_TABLE": "1" if table else "0", "BENCH_TAKE": str(take)})
-        try:
-            if not _appeared(result, child, timeout_s):
-                raise RuntimeError(f"bare Faust agent did not finish: {child.log_text()[-2000:]}")
-            rate, cpu_us = map(float, result.read_text().split())
-            return Measure(rate, cpu_us)
-        finally:
-            child.stop()
+    return _child_rate("bare Faust agent", [sys.executable, "-m", "bench.faust_bare"], lambda tmp: {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CHURNWATCH_")},
+        **settings_env(settings), **env, "BENCH_EXPECT": str(expect), "BENCH_RESULT": str(tmp / "rate"),
+        "BENCH_TABLE": "1" if table else "0", "BENCH_TAKE": str(take)}, timeout_s)
 
 
 PEER_PYTHON = Path(__file__).resolve().parents[1] / ".quix-venv" / "bin" / "python"
@@ -197,18 +187,24 @@ def peer_rate(settings: Settings, expect: int, stateful: bool, timeout_s: float 
     """Quix Streams on the same topics (``bench.quix_peer``, from its own virtual environment)."""
     if not PEER_PYTHON.exists():
         raise RuntimeError(f"no {PEER_PYTHON}: make quix-venv builds it")
+    return _child_rate("the Quix Streams peer", [str(PEER_PYTHON), str(Path(__file__).with_name("quix_peer.py"))],
+                       lambda tmp: {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("CHURNWATCH_", "PYTHON"))},
+        "PEER_BOOTSTRAP": settings.bootstrap_servers, "PEER_TOPICS": ",".join(settings.input_topics),
+        "PEER_GROUP": f"{settings.app_id}-quix-{uuid.uuid4().hex[:6]}", "PEER_STATE_DIR": str(tmp / "state"),
+        "PEER_MODE": "state" if stateful else "parse", "PEER_EXPECT": str(expect), "PEER_RESULT": str(tmp / "rate")},
+        timeout_s)
+
+
+def _child_rate(what: str, argv: list[str], env_in: Callable[[Path], dict[str, str]], timeout_s: float) -> Measure:
+    """Run a measuring process (given a scratch directory) until it writes "rate cpu_us" to ``rate`` there."""
     with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "rate"
-        child = ChildProcess(Path(tmp) / "peer.log")
-        child.spawn([str(PEER_PYTHON), str(Path(__file__).with_name("quix_peer.py"))], {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("CHURNWATCH_", "PYTHON"))},
-            "PEER_BOOTSTRAP": settings.bootstrap_servers, "PEER_TOPICS": ",".join(settings.input_topics),
-            "PEER_GROUP": f"{settings.app_id}-quix-{uuid.uuid4().hex[:6]}", "PEER_STATE_DIR": str(Path(tmp) / "state"),
-            "PEER_MODE": "state" if stateful else "parse", "PEER_EXPECT": str(expect), "PEER_RESULT": str(result)})
+        child = ChildProcess(Path(tmp) / "child.log")
+        child.spawn(argv, env_in(Path(tmp)))
         try:
-            if not _appeared(result, child, timeout_s):
-                raise RuntimeError(f"the Quix Streams peer did not finish: {child.log_text()[-2000:]}")
-            rate, cpu_us = map(float, result.read_text().split())
+            if not _appeared(Path(tmp) / "rate", child, timeout_s):
+                raise RuntimeError(f"{what} did not finish: {child.log_text()[-2000:]}")
+            rate, cpu_us = map(float, (Path(tmp) / "rate").read_text().split())
             return Measure(rate, cpu_us)
         finally:
             child.stop()
