@@ -166,7 +166,7 @@ def run_demo(
             alive = worker.alive()
         code = worker.process.returncode if worker.process else None
         model = ChurnModel.load(settings.model_file, rules.model).summary()  # saved at shutdown
-        if not alive or not run.alerts:
+        if not alive or not run.alerts or code != 0:
             console.print(worker.log_text()[-4000:], markup=False)
     end = DEFAULT_START + timedelta(days=days)
     card = score_alerts(run.alerts, truth, DEFAULT_START, end)
