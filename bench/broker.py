@@ -202,7 +202,7 @@ def _child_rate(what: str, argv: list[str], env_in: Callable[[Path], dict[str, s
         child = ChildProcess(Path(tmp) / "child.log")
         child.spawn(argv, env_in(Path(tmp)))
         try:
-            if not _appeared(Path(tmp) / "rate", child, timeout_s):
+            if not appeared(Path(tmp) / "rate", child, timeout_s):
                 raise RuntimeError(f"{what} did not finish: {child.log_text()[-2000:]}")
             rate, cpu_us = map(float, (Path(tmp) / "rate").read_text().split())
             return Measure(rate, cpu_us)
@@ -210,7 +210,7 @@ def _child_rate(what: str, argv: list[str], env_in: Callable[[Path], dict[str, s
             child.stop()
 
 
-def _appeared(result: Path, child: ChildProcess, timeout_s: float) -> bool:
+def appeared(result: Path, child: ChildProcess, timeout_s: float) -> bool:
     """True once ``result`` exists; False if the child died or time ran out first."""
     deadline = time.monotonic() + timeout_s
     while not result.exists() and time.monotonic() < deadline and not child.dead():

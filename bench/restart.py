@@ -118,10 +118,8 @@ def bare_restore(settings: Settings, store: str, data_dir: Path, log: Path, env:
         "BENCH_READY": str(ready)})
     began = time.monotonic()
     try:
-        while not ready.exists():
-            if child.dead() or time.monotonic() - began > timeout_s:
-                raise RuntimeError(f"the bare agent did not restore: {child.log_text()[-2000:]}")
-            time.sleep(0.25)
+        if not on_broker.appeared(ready, child, timeout_s):
+            raise RuntimeError(f"the bare agent did not restore: {child.log_text()[-2000:]}")
         assert child.pid is not None
         return {"seconds": time.monotonic() - began, "rss": pure.rss_bytes(child.pid), "disk": disk_bytes(data_dir)}
     finally:
