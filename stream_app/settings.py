@@ -102,8 +102,11 @@ class Settings(BaseSettings):
         description="Decoded states kept for the most recently active customers (about 40 kB each; 0: none).",
     )
 
-    store: Literal["memory://"] = Field(
-        default="memory://", description="Faust table store URL (the changelog topic is the durable copy)."
+    store: Literal["memory://", "rocksdb://"] = Field(
+        default="memory://",
+        description="Where a worker keeps customer states: memory:// (a start reads the whole state changelog "
+                    "back) or rocksdb:// (on disk under DATA_DIR: a restart reads only what changed since). "
+                    "The changelog topic is the durable copy either way.",
     )
     data_dir: Path = Field(default=Path(".churnwatch"), description="Faust data directory.")
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")

@@ -7,15 +7,22 @@ messages are acknowledged only once the broker has confirmed that write. A
 customer busy within the window costs one changelog message, not one per
 event; a crash before the write leaves those offsets uncommitted, so the
 messages are read again and the event ids make the repeat harmless.
+
+A state enters the table's local store only once the broker has it. With
+the on-disk store this matters: a state on disk that the changelog never got
+would make the repeated messages look like duplicates, so their effect would
+be on this disk only, and lost for the worker that next takes the partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any, Protocol
 
 from churnwatch.rules import CustomerState
+from churnwatch.worker.faust_private import store
 from churnwatch.worker.state_cache import DecodedStates
 
 log = logging.getLogger(__name__)
@@ -41,14 +48,19 @@ class ChangelogWriter:
         self._sent = sent
         # States changed since the last write: customer -> (state, partition).
         self._unwritten: dict[str, tuple[CustomerState, int]] = {}
+        # States of the write under way, read from here until the broker confirms them.
+        self._in_flight: dict[str, tuple[CustomerState, int]] = {}
         # Processed messages not yet acknowledged: their states are in _unwritten.
         self._held: list[Any] = []
         self._stream: Acknowledger | None = None
         self._timer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
+        # Customers the table's store gained, by partition (a gauge for the on-disk
+        # store, which cannot count its keys cheaply; its owner resets it at recovery).
+        self.stored = Counter[int]()
 
     def get(self, customer_id: str) -> CustomerState | None:
-        unwritten = self._unwritten.get(customer_id)
+        unwritten = self._unwritten.get(customer_id) or self._in_flight.get(customer_id)
         if unwritten is not None:
             return unwritten[0]
         raw = self.table.get(customer_id)
@@ -56,6 +68,10 @@ class ChangelogWriter:
 
     def put(self, customer_id: str, state: CustomerState, partition: int) -> None:
         self._unwritten[customer_id] = (state, partition)
+
+    def pending(self, customer_id: str) -> bool:
+        """Whether the customer has a change not yet in the table (the table's copy is older)."""
+        return customer_id in self._unwritten or customer_id in self._in_flight
 
     def hold(self, stream: Acknowledger, message_event: Any) -> bool:
         """Keep a processed message unacknowledged until its state is written; True when it is time to write."""
@@ -95,33 +111,43 @@ class ChangelogWriter:
         async with self._writing:
             unwritten, self._unwritten = self._unwritten, {}
             held, self._held = self._held, []
+            self._in_flight = unwritten
             table = self.table
-            # Into the table before the first await: reads go to the table for
-            # whatever is no longer in _unwritten.
-            encoded = []
-            for customer_id, (state, partition) in unwritten.items():
-                raw = state.to_bytes()
-                table.data[customer_id] = raw
-                self.decoded.remember(customer_id, raw, state)
-                encoded.append((customer_id, raw, partition))
             try:
-                sent = [
-                    await table.changelog_topic.send(
+                sent = []
+                for customer_id, (state, partition) in unwritten.items():
+                    raw = state.to_bytes()
+                    self.decoded.remember(customer_id, raw, state)
+                    sent.append(await table.changelog_topic.send(
                         key=customer_id, value=raw, partition=partition,
                         key_serializer=table.key_serializer, value_serializer=table.value_serializer,
-                        callback=self._sent)
-                    for customer_id, raw, partition in encoded
-                ]
+                        callback=self._confirmed(customer_id, raw, partition)))
                 await asyncio.gather(*sent)
             except BaseException as exc:
-                # Not written: held again (newer states of the same customers
+                # Not (all) written: held again (newer states of the same customers
                 # win), for the next round to retry.
                 self._unwritten = unwritten | self._unwritten
                 self._held = held + self._held
                 if not isinstance(exc, Exception):
                     raise
-                log.exception("writing %d changed states failed", len(encoded))
+                log.exception("writing %d changed states failed", len(unwritten))
                 return
+            finally:
+                self._in_flight = {}
             if self._stream is not None:
                 for message_event in held:
                     await self._stream.ack(message_event)
+
+    def _confirmed(self, customer_id: str, raw: bytes, partition: int) -> Any:
+        """The callback for one confirmed changelog message: into the local store, then the table's own.
+
+        In this order, so a crash between the two leaves the store's recorded
+        changelog offset behind its contents (the message is read again at
+        start), never ahead of them.
+        """
+        def confirmed(sent_message: Any) -> None:
+            if store(self.table, customer_id, raw, partition):
+                self.stored[partition] += 1
+            if self._sent is not None:
+                self._sent(sent_message)
+        return confirmed

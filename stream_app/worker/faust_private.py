@@ -1,4 +1,4 @@
-"""The three private Faust APIs the worker needs, in one place, each with why.
+"""The private Faust APIs the worker needs, in one place, each with why.
 
 faust-streaming offers no public way to do these; they are read here, and
 nowhere else, so an upgrade that moves one breaks one small module (and
@@ -8,7 +8,8 @@ until they are checked again). Checked against 0.15.3, the pinned version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
@@ -47,3 +48,50 @@ async def answer_from(app: faust.App, owner: str, web: Any, request: Any) -> Any
     ``Router._route_req``, which has no public name.
     """
     return await app.router._route_req(URL(owner), web, request)
+
+
+def on_disk(table: faust.Table) -> bool:
+    """Whether the table keeps its data in Faust's on-disk store (RocksDB, one database per partition)."""
+    return hasattr(table.data, "_db_for_partition")
+
+
+def store(table: faust.Table, key: str, value: bytes, partition: int) -> bool:
+    """Put ``value`` into the table's local store, in ``partition``'s part; True when ``key`` is new there.
+
+    Why: the changelog writer writes outside the stream's iteration, where
+    Faust's on-disk store cannot tell which partition a key belongs to (its
+    ``Store._set`` reads it from the current event, and asserts there is one).
+    The memory store needs no partition.
+    """
+    data = table.data
+    if not on_disk(table):
+        new = key not in data
+        data[key] = value
+        return new
+    raw_key = data._encode_key(key)
+    db = data._db_for_partition(partition)
+    new = db.get(raw_key) is None
+    data._key_index[raw_key] = partition
+    db.put(raw_key, data._encode_value(value))
+    return new
+
+
+async def stored_values(table: faust.Table, every: int = 5000) -> AsyncIterator[tuple[int, bytes]]:
+    """(partition, value) of every key the on-disk store holds for the worker's active partitions.
+
+    Why: a restart on disk reads only the changelog written since the
+    store's last write, so state kept from before never passes through the
+    table's ``on_changelog_event``; whatever is built from every state (the
+    sweep's due index) has to read the store itself. Yields to the loop every
+    ``every`` values, so a large store does not stall the consumer's heartbeats.
+    """
+    data = table.data
+    topic = table.changelog_topic_name
+    active = {tp.partition for tp in table.app.assignor.assigned_actives() if tp.topic == topic}
+    for partition, db in list(data._dbs.items()):
+        if partition not in active:
+            continue
+        for count, (_, value) in enumerate(data._visible_items(db), start=1):
+            yield partition, value
+            if count % every == 0:
+                await asyncio.sleep(0)

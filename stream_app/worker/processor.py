@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ from churnwatch.settings import Settings
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.clock import Clock, make_clock
 from churnwatch.worker.dead_letters import DeadLetters
-from churnwatch.worker.faust_private import changelog_sent
+from churnwatch.worker.faust_private import changelog_sent, on_disk, stored_values
 from churnwatch.worker.state_cache import DecodedStates
 from churnwatch.worker.sweep import Sweeper, decode_tick
 
@@ -66,6 +67,8 @@ class Processor:
             value_type=bytes,  # CustomerState.to_bytes(), raw
             on_changelog_event=self._on_changelog_event,
         )
+        if on_disk(self.table):
+            self.table.on_recover(self._index_stored_states)
         self.states = ChangelogWriter(self.table, settings.batch_max, settings.batch_wait_s,
                                       DecodedStates(settings.state_cache_size), changelog_sent(self.table))
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
@@ -132,7 +135,12 @@ class Processor:
             self.metrics.model(self.model.summary())
 
     async def sweep(self) -> None:
-        await self.sweeper.sweep(len(self.table.data))
+        await self.sweeper.sweep(self._customers())
+
+    def _customers(self) -> int:
+        if on_disk(self.table):  # counted at recovery, then as the store gains customers
+            return sum(self.states.stored.values())
+        return len(self.table.data)
 
     async def checkpoint(self) -> None:
         """Save the model, so a restart does not reset its learning."""
@@ -144,6 +152,21 @@ class Processor:
         """Rebuild the due index from recovered (or standby) state."""
         raw = changelog_event.value
         if raw is not None:
-            found = outline(raw)  # not the whole state: a restore reads every customer's
-            self.index.set(found.customer_id, found.next_due_at, changelog_event.message.partition)
-            self.metrics.episodes(found.customer_id, list(found.open_severities))
+            self._index(raw, changelog_event.message.partition)
+
+    async def _index_stored_states(self) -> None:
+        """Rebuild the due index from the states kept on disk (a restart read only the changelog's tail)."""
+        started = time.perf_counter()
+        stored = Counter[int]()
+        async for partition, raw in stored_values(self.table):
+            stored[partition] += 1
+            self._index(raw, partition, skip_pending=True)
+        self.states.stored = stored
+        log.info("due index rebuilt from %d stored states in %.1f s", stored.total(), time.perf_counter() - started)
+
+    def _index(self, raw: bytes, partition: int, skip_pending: bool = False) -> None:
+        found = outline(raw)  # not the whole state: a restore reads every customer's
+        if skip_pending and self.states.pending(found.customer_id):
+            return  # its newer state set the index already
+        self.index.set(found.customer_id, found.next_due_at, partition)
+        self.metrics.episodes(found.customer_id, list(found.open_severities))

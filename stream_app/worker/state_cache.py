@@ -1,8 +1,8 @@
 """Decoded customer states, so a busy customer's table value is not parsed for every batch.
 
-An entry is only used while the table still holds the very bytes object it
-was decoded from: a write by this worker, or a value recovered from the
-changelog, is a new object, so a stale entry can never be returned.
+An entry is only used while the table still holds the bytes it was decoded
+from (the same object in memory, equal bytes read from disk), so a stale
+entry can never be returned.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class DecodedStates:
 
     def decode(self, customer_id: str, raw: bytes) -> CustomerState:
         entry = self._entries.get(customer_id)
-        if entry is not None and entry[0] is raw:
+        if entry is not None and (entry[0] is raw or entry[0] == raw):
             self._entries.move_to_end(customer_id)
             return entry[1]
         state = CustomerState.from_bytes(raw)

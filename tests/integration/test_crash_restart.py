@@ -101,8 +101,10 @@ def _check_against_replay(settings: Settings, survivor: WorkerProcess, expected:
     assert survivor.alive(), survivor.log_text()[-3000:]
 
 
-def test_a_killed_worker_restarts_and_loses_nothing(broker: Broker, tmp_path: Path) -> None:
-    settings = make_settings(broker, tmp_path / "data")
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_killed_worker_restarts_and_loses_nothing(broker: Broker, tmp_path: Path, store: str) -> None:
+    """On disk, the restarted worker goes on from the states its store kept through the kill."""
+    settings = make_settings(broker, tmp_path / "data", store=store)
     events = story()
     expected, uninterrupted = _uninterrupted(events)
     asyncio.run(ensure_topics(settings))

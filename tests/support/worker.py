@@ -76,11 +76,16 @@ def publish_events(settings: Settings, events: list[Event]) -> None:
     asyncio.run(publish())
 
 
-def events_consumed(settings: Settings) -> float:
-    """The worker's count of accepted events, scraped from /metrics."""
+def metric_total(settings: Settings, name: str) -> float:
+    """The sum of a metric's samples over its labels, scraped from the worker's /metrics."""
     text = http_get(settings, "/metrics")[1].decode()
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "churnwatch_events_consumed_total")
+               if sample.name == name)
+
+
+def events_consumed(settings: Settings) -> float:
+    """The worker's count of accepted events."""
+    return metric_total(settings, "churnwatch_events_consumed_total")
 
 
 def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]

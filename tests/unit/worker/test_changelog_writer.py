@@ -7,6 +7,7 @@ A stand-in for the Faust table and stream: this is the writer's own logic
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from churnwatch.rules.fold import new_state
@@ -16,17 +17,30 @@ from churnwatch.testing.events import day, login
 
 
 class Topic:
+    """Confirms each message at once, or (``hold_confirms``) only when told to, calling its callback as Faust does."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, int]] = []
         self.fail = False
+        self.hold_confirms = False
+        self.unconfirmed: list[tuple[asyncio.Future[None], Callable[[Any], None]]] = []
 
-    async def send(self, key: str, value: bytes, partition: int, **_: Any) -> asyncio.Future[None]:
+    async def send(self, key: str, value: bytes, partition: int, callback: Callable[[Any], None],
+                   **_: Any) -> asyncio.Future[None]:
         if self.fail:
             raise ConnectionError("broker gone")
         self.sent.append((key, value, partition))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        self.unconfirmed.append((done, callback))
+        if not self.hold_confirms:
+            self.confirm()
         return done
+
+    def confirm(self) -> None:
+        for done, callback in self.unconfirmed:
+            done.set_result(None)
+            callback(done)
+        self.unconfirmed = []
 
 
 class Table:
@@ -93,5 +107,31 @@ def test_a_failed_write_acknowledges_nothing_and_is_retried_with_the_newest_stat
         await writer.stop()
         assert [(k, v) for k, v, _ in table.changelog_topic.sent] == [("acme", _state("acme", 5).to_bytes())]
         assert stream.acked == [10, 11]
+
+    asyncio.run(scenario())
+
+
+def test_a_state_enters_the_table_only_once_the_broker_confirmed_it() -> None:
+    """Until then it is read from the write under way (on disk, an unconfirmed state would outlive a crash)."""
+    async def scenario() -> None:
+        writer, table, stream = _writer()
+        writer.put("acme", _state("acme", 1), 2)
+        writer.hold(stream, 10)
+        await writer.write()
+        assert table.data["acme"] == _state("acme", 1).to_bytes() and writer.stored == {2: 1}
+        table.changelog_topic.hold_confirms = True
+        writer.put("acme", _state("acme", 2), 2)
+        writer.hold(stream, 11)
+        writing = asyncio.create_task(writer.write())
+        while not table.changelog_topic.unconfirmed:
+            await asyncio.sleep(0)
+        assert table.data["acme"] == _state("acme", 1).to_bytes()  # not confirmed yet
+        assert writer.get("acme") == _state("acme", 2) and writer.pending("acme")
+        assert stream.acked == [10]
+        table.changelog_topic.confirm()
+        await writing
+        assert table.data["acme"] == _state("acme", 2).to_bytes() and not writer.pending("acme")
+        assert stream.acked == [10, 11] and writer.stored == {2: 1}  # the same customer: not counted again
+        await writer.stop()
 
     asyncio.run(scenario())
