@@ -121,6 +121,13 @@ class ModelConfig(_Section):
         return self
 
 
+class OutcomesConfig(_Section):
+    enabled: bool = True
+    horizon_days: Days = 30
+    precision_floor: Fraction = 0.2
+    min_judged: Annotated[int, Field(ge=1)] = 50
+
+
 class RulesConfig(_Section):
     state: StateConfig = StateConfig()
     disengagement: DisengagementConfig = DisengagementConfig()
@@ -128,6 +135,7 @@ class RulesConfig(_Section):
     support_distress: SupportDistressConfig = SupportDistressConfig()
     revenue_churn: RevenueChurnConfig = RevenueChurnConfig()
     model: ModelConfig = ModelConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
 
 
 class RulesFileError(ValueError):

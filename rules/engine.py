@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from churnwatch.rules import disengagement, labels, model_risk, payment, revenue, support
+from churnwatch.rules import disengagement, labels, model_risk, outcomes, payment, revenue, support
 from churnwatch.rules.clock_math import HOUR, iso_date, to_seconds
 from churnwatch.rules.condition import Rule
 from churnwatch.rules.config import RulesConfig
@@ -54,6 +54,8 @@ class Transition:
     outcome: Outcome = Outcome.APPLIED  # DUPLICATE: nothing changed
     labelled: tuple[Labelled, ...] = ()  # training examples whose label is now known
     assessed: tuple[Assessment, ...] = ()  # for the model's weekly ranking
+    judged: tuple[outcomes.Judged, ...] = ()  # alerts whose outcome is now known
+    churns: tuple[outcomes.Churn, ...] = ()  # a cancellation, and which rules warned before it
 
 
 def apply_event(
@@ -104,7 +106,7 @@ def evaluate(
 ) -> Transition:
     """Re-evaluate every rule with no new event (the sweep); alerts are stamped with ``now``."""
     clock = to_seconds(now)
-    return _evaluate(state, list(RULES), clock, clock, config, scorer)
+    return _evaluate(state, list(RULES), clock, clock, config, scorer, sweep=True)
 
 
 def _model_step(
@@ -150,6 +152,7 @@ def _evaluate(
     config: RulesConfig,
     scorer: ModelView | None,
     outcome: Outcome = Outcome.APPLIED,
+    sweep: bool = False,
 ) -> Transition:
     labelled: list[Labelled] = []
     assessed: list[Assessment] = []
@@ -182,14 +185,18 @@ def _evaluate(
             )
     episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)
     state = evolve(state, {"episodes": episodes, "evaluated_at": evaluated_at})
+    state = outcomes.remember(state, alerts, triggered_at, config)
+    state, judged, churns = outcomes.judge(state, now, sweep, config)
     due_times = [
         due for rule in RULES if rule.enabled(config)
         for due in [rule.next_check(state, evaluated_at.get(rule.name, now), config)] if due is not None
     ]
     if config.model.enabled and (due := labels.next_check(state, now, config)) is not None:
         due_times.append(due)
+    if (due := outcomes.next_check(state, config)) is not None:
+        due_times.append(due)
     # ``state`` is this call's own copy, not yet seen by anyone: set in place
     # rather than copied once more.
     object.__setattr__(state, "next_due_at", min(due_times, default=None))
     state.__pydantic_fields_set__.add("next_due_at")
-    return Transition(state, tuple(alerts), outcome, tuple(labelled), tuple(assessed))
+    return Transition(state, tuple(alerts), outcome, tuple(labelled), tuple(assessed), tuple(judged), tuple(churns))

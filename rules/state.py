@@ -203,6 +203,14 @@ class Episode(_Fact):
     sequence: int = 0
 
 
+class Warning(_Fact):
+    """An alert that opened an episode, waiting to be judged by what the customer did next."""
+
+    rule: RuleName
+    alert_id: str
+    at: int
+
+
 class CustomerState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -236,6 +244,9 @@ class CustomerState(BaseModel):
     episodes: dict[RuleName, Episode] = Field(default_factory=dict)
     # When each rule was last judged; a rule is never judged at an earlier time.
     evaluated_at: dict[RuleName, int] = Field(default_factory=dict)
+    # Alerts not judged yet (rules.outcomes), and the cancellation last counted as a churn.
+    warnings: tuple[Warning, ...] = ()
+    churn_counted_at: int | None = None
     next_due_at: int | None = None
 
     @property
@@ -249,7 +260,8 @@ class CustomerState(BaseModel):
     def facts(self) -> dict[str, object]:
         """The order-independent part, for comparing two states."""
         return self.model_dump(exclude={
-            "episodes", "evaluated_at", "next_due_at", "snapshots", "last_snapshot_at", "risk"})
+            "episodes", "evaluated_at", "next_due_at", "snapshots", "last_snapshot_at", "risk", "warnings",
+            "churn_counted_at"})
 
     def to_bytes(self) -> bytes:
         """The table value: compressed JSON.

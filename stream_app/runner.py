@@ -5,9 +5,11 @@ inputs to a ``Runner``: a decoded event goes clock -> future check -> apply ->
 effects, a sweep tick goes apply -> effects. Effects kept here are the
 customer's new state and its due time; the alerts come back in the ``Step``
 for the caller to send (Kafka, or a list), and only after they are out does
-the caller let the model ``learn`` from the step, so nothing the model does
-can hold an alert back or lose it. Since both shells run this one function,
-a replay or a backtest says what the worker will do.
+the caller let the model learn from the step, so nothing the model does
+can hold an alert back or lose it (the replay: ``learn``, at once; the
+worker: through the labels topic, which every worker learns from in one
+order). Since both shells run this one function, a replay or a backtest says
+what the worker will do.
 """
 
 from __future__ import annotations

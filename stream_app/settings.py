@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         default="churn-sweep-ticks",
         description="Internal: sweep commands, co-partitioned with the inputs and the state table.",
     )
+    topic_labels: TopicName = Field(
+        default="churn-labels",
+        description="Labelled snapshots, one partition: every worker learns from all of them, in its order.",
+    )
+    labels_retention_days: Annotated[int, Field(ge=1, le=36_500)] = Field(
+        default=400,
+        description="How long the labels topic keeps labels: a worker with no checkpoint learns from these.",
+    )
 
     # Connection security, passed to Faust and to every Kafka client we make.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -72,7 +80,8 @@ class Settings(BaseSettings):
         description="wall: rules age customers by real time; event: by the newest event time seen.",
     )
     model_path: Path | None = Field(
-        default=None, description="Model checkpoint file; default: DATA_DIR/churn-model.pkl."
+        default=None,
+        description="Model checkpoint file, one per worker; default: DATA_DIR/churn-model-HOST-PORT.pkl.",
     )
     model_checkpoint_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
         default=60.0, description="How often the model is checkpointed (and at shutdown)."
@@ -180,7 +189,13 @@ class Settings(BaseSettings):
 
     @property
     def model_file(self) -> Path:
-        return self.model_path or self.data_dir / "churn-model.pkl"
+        """Named by the worker: replicas sharing a data volume never share a checkpoint."""
+        return self.model_path or self.data_dir / f"churn-model-{self.canonical_host}-{self.web_port}.pkl"
+
+    @property
+    def scoreboard_file(self) -> Path:
+        """The worker's alert outcomes so far (churnwatch.scoreboard)."""
+        return self.data_dir / "rule-outcomes.json"
 
     @property
     def co_partitioned_topics(self) -> tuple[str, ...]:

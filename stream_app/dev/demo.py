@@ -4,8 +4,9 @@ Starts what it needs (the embedded broker unless ``--broker`` is given, and a
 worker process on the event clock), publishes a simulated population in
 compressed time (``speed`` simulated days per second), shows each alert as it
 arrives on the alerts topic, and ends with a scorecard against the
-simulation's truth, the model's AUC and the throughput. It stops everything
-it started.
+simulation's truth, the worker's own live judgement of its alerts (``GET
+/rules``: what a deployment without a truth file has), the model's AUC and
+the throughput. It stops everything it started.
 
 End of stream: after the last event the demo publishes one malformed marker
 to every partition of every input topic; when all markers are back on the
@@ -16,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -36,6 +40,7 @@ from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_p
 from churnwatch.kafka.publisher import EventPublisher, publish_paced
 from churnwatch.kafka.reader import follow
 from churnwatch.offline.scorecard import format_scorecard, score_alerts
+from churnwatch.scoreboard import format_report
 from churnwatch.settings import Settings
 from churnwatch.offline.simulator import DEFAULT_START, simulate
 from churnwatch.kafka.topics import ensure_topics
@@ -134,6 +139,17 @@ async def _run_live(settings: Settings, events: list[Event], days: int, speed: f
     return run
 
 
+def _live_outcomes(settings: Settings) -> dict[str, Any] | None:
+    """The worker's ``GET /rules``: its alerts judged live (None if it does not answer)."""
+    url = f"http://{settings.web_host}:{settings.web_port}/rules"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except (OSError, ValueError):
+        return None
+
+
 def run_demo(
     bootstrap: str | None = None,
     customers: int = 200,
@@ -164,6 +180,7 @@ def run_demo(
                           f"metrics at http://{settings.web_host}:{settings.web_port}/metrics")
             run = asyncio.run(_run_live(settings, events, days, speed, worker, console, timeout_s))
             alive = worker.alive()
+            outcomes = _live_outcomes(settings) if alive else None
         code = worker.process.returncode if worker.process else None
         model = ChurnModel.load(settings.model_file, rules.model).summary()  # saved at shutdown
         if not alive or not run.alerts or code != 0:
@@ -172,6 +189,10 @@ def run_demo(
     card = score_alerts(run.alerts, truth, DEFAULT_START, end)
     auc = model["roc_auc"]
     console.print(format_scorecard(card, auc if isinstance(auc, float) else None), markup=False)
+    if outcomes is not None:
+        console.print(f"live, as the worker judged its own alerts (GET /rules; horizon {outcomes['horizon_days']} "
+                      "days, alerts of the last days not judged yet):", markup=False)
+        console.print(format_report(outcomes), markup=False)
     rate = run.published / run.drained_s if run.drained_s else 0.0
     console.print(
         f"{len(run.alerts)} alerts read back from '{settings.topic_alerts}'; worker read {run.published} "

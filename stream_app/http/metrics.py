@@ -9,9 +9,13 @@ the name, ``_total`` on counters (added by the client library).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from churnwatch.schemas.alert import Alert, Severity
+from churnwatch.rules.config import OutcomesConfig
+from churnwatch.rules.outcomes import Verdict
+from churnwatch.schemas.alert import Alert, RuleName, Severity
 
 # Event age spans seconds (live) to months (a backfill); processing spans microseconds to a second.
 AGE_BUCKETS = (1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400, float("inf"))
@@ -58,9 +62,46 @@ class Metrics:
                                       registry=registry)
         self.model_labels = Gauge("churnwatch_model_labels", "Labels the model has learned from, by label",
                                   ["label"], registry=registry)
+        # Alert outcomes (churnwatch.scoreboard): this worker's totals since its board began, kept across
+        # restarts; summed over workers they are the fleet's (precision = hits / all verdicts).
+        self.outcomes = Gauge("churnwatch_rule_outcomes", "Alerts judged by this worker, by rule and verdict "
+                              "(hit, miss, after_the_fact), since its scoreboard began", ["rule", "verdict"],
+                              registry=registry)
+        self.churners = Gauge("churnwatch_churners", "Cancellations this worker counted as churn",
+                              registry=registry)
+        self.churners_warned = Gauge("churnwatch_rule_churners_warned", "Churners a rule warned within the "
+                                     "horizon before they cancelled", ["rule"], registry=registry)
+        self.precision = Gauge("churnwatch_rule_precision", "Hits / alerts judged, this worker's (NaN until "
+                               "one is judged)", ["rule"], registry=registry)
+        self.recall = Gauge("churnwatch_rule_recall", "Churners the rule warned / churners, this worker's (NaN "
+                            "until a churner)", ["rule"], registry=registry)
+        self.lead = Gauge("churnwatch_rule_median_lead_days", "Median days from a churner's earliest warning "
+                          "by the rule to the cancellation (NaN until one)", ["rule"], registry=registry)
+        self.precision_floor = Gauge("churnwatch_rule_precision_floor", "The rules file's outcomes."
+                                     "precision_floor (ChurnwatchRulePrecisionLow fires below it)",
+                                     registry=registry)
+        self.min_judged = Gauge("churnwatch_rule_min_judged", "The rules file's outcomes.min_judged: alerts "
+                                "judged before a rule's precision is alerted on", registry=registry)
         self._severity_of: dict[str, Severity] = {}
         for severity in Severity:
             self.at_risk.labels(severity.value).set(0)
+
+    def scoreboard(self, report: dict[str, Any], config: OutcomesConfig) -> None:
+        """Set the outcome gauges from a scoreboard's report (None reads NaN: not known yet, not zero)."""
+        nan = float("nan")
+        self.precision_floor.set(config.precision_floor)
+        self.min_judged.set(config.min_judged)
+        self.churners.set(report["churners"])
+        for rule in RuleName:
+            numbers = report["rules"][rule.value]
+            for verdict, key in ((Verdict.HIT, "hits"), (Verdict.MISS, "misses"),
+                                 (Verdict.AFTER_THE_FACT, "after_the_fact")):
+                self.outcomes.labels(rule.value, verdict.value).set(numbers[key])
+            self.churners_warned.labels(rule.value).set(numbers["churners_warned"])
+            for gauge, key in ((self.precision, "precision"), (self.recall, "recall"),
+                               (self.lead, "median_lead_days")):
+                value = numbers[key]
+                gauge.labels(rule.value).set(nan if value is None else value)
 
     def alert(self, alert: Alert) -> None:
         self.alerts.labels(alert.rule.value, alert.severity.value, alert.status.value).inc()

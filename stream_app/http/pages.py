@@ -34,8 +34,9 @@ def readiness(app: faust.App, input_topics: tuple[str, ...] | list[str]) -> dict
 
 
 def add_pages(app: faust.App, registry: CollectorRegistry, ready: Callable[[], dict[str, object]],
-              lookup: CustomerLookup, forward: Callable[[str, Any, Any], Awaitable[Any]]) -> None:
-    """``forward(owner, web, request)`` answers with the owner worker's answer."""
+              lookup: CustomerLookup, forward: Callable[[str, Any, Any], Awaitable[Any]],
+              outcomes: Callable[[], dict[str, object]]) -> None:
+    """``forward(owner, web, request)`` answers with the owner worker's answer; ``outcomes()`` with ``GET /rules``."""
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -51,6 +52,10 @@ def add_pages(app: faust.App, registry: CollectorRegistry, ready: Callable[[], d
     async def readyz(web: Any, request: Any) -> Any:
         report = ready()
         return web.json(report, status=200 if report["ready"] else 503)
+
+    @app.page("/rules")
+    async def rules(web: Any, request: Any) -> Any:
+        return web.json(outcomes())
 
     @app.page("/customers/{customer_id}")
     async def customer(web: Any, request: Any, customer_id: str) -> Any:

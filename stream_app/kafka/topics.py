@@ -22,7 +22,12 @@ class TopicLayoutError(RuntimeError):
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
-    """Create the input, alert and dead-letter topics; check the input partition counts."""
+    """Create the input, alert, dead-letter and labels topics; check the input partition counts.
+
+    The labels topic has one partition, so every worker learns the labels in
+    one order (churnwatch.worker.labels), and keeps them for
+    ``labels_retention_days``.
+    """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
         **aiokafka_options(settings),
@@ -30,8 +35,10 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     await asyncio.wait_for(admin.start(), timeout_s)
     try:
         names = [*settings.co_partitioned_topics, settings.topic_alerts, settings.topic_dead_letters]
-        for name in names:
-            topic = NewTopic(name, settings.partitions, settings.replication_factor)
+        topics = [NewTopic(name, settings.partitions, settings.replication_factor) for name in names]
+        topics.append(NewTopic(settings.topic_labels, 1, settings.replication_factor, topic_configs={
+            "retention.ms": str(settings.labels_retention_days * 86_400_000)}))
+        for topic in topics:
             try:
                 await asyncio.wait_for(admin.create_topics([topic]), timeout_s)
             except TopicAlreadyExistsError:

@@ -52,6 +52,7 @@ from churnwatch.rules.labels import Labelled
 from churnwatch.rules.model_risk import Rank, Score
 from churnwatch.rules.state import Driver, Observation
 from churnwatch.model.calibration import Platt
+from churnwatch.model.learned import LearnedRecently
 from churnwatch.model.ranking import WeeklyRanking
 from churnwatch.model.roc import StreamingAUC, logit
 
@@ -83,6 +84,10 @@ class ChurnModel:
         self.scored: Counter[int] = Counter()  # labels that came with a probability (in AUC)
         self.skipped: Counter[str] = Counter()  # labels the model could not learn from, by reason
         self.ranking = WeeklyRanking(config.snapshot_every_days)
+        # Where a worker's model is in the labels topic (the next offset to learn), and what it learned
+        # lately: saved with it, so a restart reads on from there (churnwatch.worker.labels).
+        self.labels_read = 0
+        self.learned_recently = LearnedRecently()
 
     # --- what the core may ask (rules.model_risk.ModelView) -------------------
 
@@ -242,6 +247,8 @@ class ChurnModel:
             return cls(config)
         model: ChurnModel = payload["model"]
         model.config = config
+        if not hasattr(model, "labels_read"):  # saved before labels came through a topic
+            model.labels_read, model.learned_recently = 0, LearnedRecently()
         return model
 
 

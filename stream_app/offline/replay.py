@@ -20,6 +20,7 @@ from churnwatch.rules import CustomerState, Outcome, RulesConfig
 from churnwatch.rules.clock_math import iso, to_datetime, to_seconds
 from churnwatch.rules.labels import Labelled
 from churnwatch.runner import Runner, Step
+from churnwatch.scoreboard import Scoreboard
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.events import Event
 from churnwatch.schemas.intake import validate_event
@@ -45,6 +46,7 @@ class ReplaySummary:
     watermark: datetime | None = None
     first_usage_at: datetime | None = None  # where observation starts, for the scorecard
     model: dict[str, object] = field(default_factory=dict)
+    rule_outcomes: dict[str, object] = field(default_factory=dict)  # churnwatch.scoreboard's report
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -58,6 +60,7 @@ class ReplaySummary:
             "customers": self.customers,
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "model": self.model,
+            "rule_outcomes": self.rule_outcomes,
         }
 
 
@@ -117,6 +120,7 @@ class Replay:
         self.clock = ReplayClock(self.sweep)
         self.runner = Runner(config, self.model, self.states, self.index, self.clock)
         self.summary = ReplaySummary()
+        self.scoreboard = Scoreboard()  # the alerts' outcomes, as a worker counts them live
 
     def feed(self, line: bytes | str) -> None:
         """One line of an event file: validated, then applied like any event."""
@@ -142,6 +146,7 @@ class Replay:
             self.summary.watermark = max(self.summary.watermark or until, until)
         self.summary.customers = len(self.states)
         self.summary.model = self.model.summary()
+        self.summary.rule_outcomes = self.scoreboard.report()
         if self.on_score is not None:
             for state in self.states.values():
                 for snapshot in state.snapshots:
@@ -162,6 +167,8 @@ class Replay:
         for alert in step.alerts:
             summary.alerts[(alert.rule.value, alert.status.value)] += 1
             self.on_alert(alert)
+        if transition is not None and (transition.judged or transition.churns):
+            self.scoreboard.add(transition.judged, transition.churns)
         self.runner.learn(step)
         for example in () if transition is None else transition.labelled:
             if self.on_score is not None:

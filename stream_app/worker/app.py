@@ -1,10 +1,11 @@
-"""The Faust app of a worker: one agent, two timers, the HTTP pages.
+"""The Faust app of a worker: one agent, two timers, the label follower, the HTTP pages.
 
 One agent consumes the four input topics and the sweep-tick topic, all
 co-partitioned with the state table, so a customer's state is written to the
 changelog partition its events come from. The sweep timer runs on every
-worker (``churnwatch.worker.sweep``); the model checkpoint timer saves what
-the model learned. Everything here only moves data in and out: decisions are
+worker (``churnwatch.worker.sweep``); the label follower teaches the model
+every label of the group (``churnwatch.worker.labels``), and the model
+checkpoint timer saves what it learned. Everything here only moves data in and out: decisions are
 made by the runner and the core behind it.
 """
 
@@ -105,12 +106,13 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     app.agent(processor.source, name="churnwatch.process")(process)
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)
+    app.task(processor.follower.run)
 
     async def forward(owner: str, web: Any, request: Any) -> Any:
         return await answer_from(app, owner, web, request)
 
     add_pages(app, processor.metrics.registry, lambda: readiness(app, settings.input_topics), processor.lookup,
-              forward)
+              forward, processor.outcomes)
 
     @app.on_before_shutdown.connect
     async def _write_and_save(app: faust.App, **kwargs: Any) -> None:

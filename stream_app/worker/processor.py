@@ -25,12 +25,14 @@ from churnwatch.model import ChurnModel
 from churnwatch.rules import RulesConfig
 from churnwatch.rules.state import outline
 from churnwatch.runner import Runner, Step
+from churnwatch.scoreboard import Scoreboard
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.intake import Rejection, decode_event
 from churnwatch.settings import Settings
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.clock import Clock, make_clock
 from churnwatch.worker.dead_letters import DeadLetters
+from churnwatch.worker.labels import LabelFollower, encode_label
 from churnwatch.worker.faust_private import changelog_sent, on_disk, stored_values
 from churnwatch.worker.state_cache import DecodedStates
 from churnwatch.worker.sweep import Sweeper, decode_tick
@@ -52,13 +54,18 @@ class Processor:
     def __init__(self, app: faust.App, settings: Settings, rules: RulesConfig) -> None:
         self.app = app
         self.settings = settings
-        # One model per worker, learning from the labels of its partitions.
+        # One model for the group: every worker learns every label, from the labels topic.
         self.model = ChurnModel.load(settings.model_file, rules.model)
         self.metrics = Metrics()
+        self.outcomes_config = rules.outcomes
+        self.scoreboard = Scoreboard.load(settings.scoreboard_file)
+        self.metrics.scoreboard(self.scoreboard.report(), rules.outcomes)
         # One source for the agent: the inputs and the ticks, co-partitioned.
         self.source = app.topic(*settings.co_partitioned_topics, partitions=settings.partitions, **_RAW_BYTES)
         ticks = app.topic(settings.topic_sweep_ticks, partitions=settings.partitions, **_RAW_BYTES)
         self.alerts = app.topic(settings.topic_alerts, **_RAW_BYTES)
+        self.labels = app.topic(settings.topic_labels, partitions=1, **_RAW_BYTES)
+        self.follower = LabelFollower(settings, self.model, lambda: self.metrics.model(self.model.summary()))
         self.table = app.Table(
             STATE_TABLE,
             default=None,
@@ -128,11 +135,19 @@ class Processor:
         if step.alerts and step.changed:
             assert step.transition is not None and step.transition.state is not None
             self.metrics.episodes(step.customer_id, [e.severity for e in step.transition.state.episodes.values()])
-        failed = self.runner.learn(step)
-        if failed:
-            self.metrics.learning_failures.inc(failed)
-        if step.transition is not None and step.transition.labelled:
-            self.metrics.model(self.model.summary())
+        t = step.transition
+        if t is not None and (t.judged or t.churns):
+            self.scoreboard.add(t.judged, t.churns)
+            self.metrics.scoreboard(self.scoreboard.report(), self.outcomes_config)
+        if t is not None and t.assessed:
+            self.model.absorb(t.assessed, ())  # the week's ranking: this worker's own assessments
+        for label in () if t is None else t.labelled:
+            # To every worker's model (this one's too) through the labels topic (churnwatch.worker.labels).
+            try:
+                await self.labels.send(key=label.customer_id.encode(), value=encode_label(label), partition=0)
+            except Exception:  # noqa: BLE001 - a label lost costs the model one example, never the alerts
+                log.exception("publishing the label of %s at %d failed", label.customer_id, label.taken_at)
+                self.metrics.learning_failures.inc()
 
     async def sweep(self) -> None:
         await self.sweeper.sweep(self._customers())
@@ -142,9 +157,15 @@ class Processor:
             return sum(self.states.stored.values())
         return len(self.table.data)
 
+    def outcomes(self) -> dict[str, object]:
+        """``GET /rules``: this worker's alert outcomes by rule (its partitions' customers, since its board began)."""
+        return {"worker": self.settings.canonical_host, "horizon_days": self.outcomes_config.horizon_days,
+                "precision_floor": self.outcomes_config.precision_floor, **self.scoreboard.report()}
+
     async def checkpoint(self) -> None:
-        """Save the model, so a restart does not reset its learning."""
+        """Save the model and the alert outcomes, so a restart resets neither."""
         self.model.save(self.settings.model_file)
+        self.scoreboard.save(self.settings.scoreboard_file)
         summary = self.model.summary()
         log.info("model checkpoint: %d labels, ROC AUC %s", summary["labels"], summary["roc_auc"])
 

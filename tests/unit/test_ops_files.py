@@ -53,8 +53,10 @@ def promtool() -> str:
 
 
 def test_prometheus_config_and_rules_pass_promtool(promtool: str) -> None:
+    """Checked, and the rule precision alert tested: fires on a low fleet-wide precision, not on few verdicts."""
     for args in (["check", "config", str(OPS / "prometheus/prometheus.yml")],
-                 ["check", "rules", str(OPS / "prometheus/alerts.yml")]):
+                 ["check", "rules", str(OPS / "prometheus/alerts.yml")],
+                 ["test", "rules", str(OPS / "prometheus/alerts_test.yml")]):
         result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "SUCCESS" in result.stdout + result.stderr
@@ -64,7 +66,7 @@ def test_alert_rules_cover_the_operational_risks_with_exported_metrics() -> None
     rules = yaml.safe_load((OPS / "prometheus/alerts.yml").read_text())["groups"][0]["rules"]
     assert {r["alert"] for r in rules} == {
         "ChurnwatchWorkerDown", "ChurnwatchConsumerLagGrowing", "ChurnwatchDeadLettersRising",
-        "ChurnwatchNoEvents", "ChurnwatchModelAucFalling"}
+        "ChurnwatchNoEvents", "ChurnwatchModelAucFalling", "ChurnwatchRulePrecisionLow"}
     names = exported_names()
     for rule in rules:
         used = set(METRIC.findall(rule["expr"]))
@@ -83,7 +85,8 @@ def test_the_dashboard_queries_only_exported_metrics() -> None:
             used = set(METRIC.findall(target["expr"]))
             assert used and used <= names, (panel["title"], used - names)
     wanted = ("Events processed", "Rejected", "Alerts opened", "by severity", "Processing time", "Event age",
-              "Consumer lag", "Model ROC AUC", "Customers at risk")
+              "Consumer lag", "Model ROC AUC", "Customers at risk", "Rule precision", "Churners warned",
+              "lead")
     for word in wanted:
         assert any(word in title for title in titles), word
     provider = yaml.safe_load((OPS / "grafana/provisioning/dashboards/churnwatch.yml").read_text())
@@ -105,6 +108,9 @@ def test_the_compose_stack_is_complete() -> None:
     created = re.search(r"for topic in ([^;]+);", topics["command"][0]).group(1).split()  # type: ignore[union-attr]
     defaults = Settings()
     assert set(created) == {*defaults.co_partitioned_topics, defaults.topic_alerts, defaults.topic_dead_letters}
+    labels = re.search(r"--topic (\S+) --partitions 1 .*retention\.ms=(\d+)", topics["command"][0])
+    assert labels and labels.group(1) == defaults.topic_labels
+    assert int(labels.group(2)) == defaults.labels_retention_days * 86_400_000
     worker = services["worker"]
     assert worker["build"] == "." and worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert "readyz" in " ".join(worker["healthcheck"]["test"])

@@ -1,0 +1,113 @@
+"""One model for the group: labels go through one topic, every worker learns all of them in its order.
+
+Two workers split a simulated base's customers; each publishes the labels
+of its own customers. Both must end with the same model, and it must be the
+model that learning the topic once, in order, gives. A worker killed with
+SIGKILL and restarted must end with that model too: no label learned twice,
+none lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from churnwatch.dev.embedded_broker import free_port
+from churnwatch.dev.worker_process import WorkerProcess
+from churnwatch.kafka.reader import follow
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.model import ChurnModel
+from churnwatch.offline.simulator import simulate
+from churnwatch.rules.config import ModelConfig
+from churnwatch.settings import Settings
+from churnwatch.worker.labels import learn_record
+from tests.support.brokers import Broker
+from tests.support.worker import events_consumed, make_settings, metric_total, publish_events, wait_for
+
+pytestmark = pytest.mark.integration
+WAIT_S = 180.0
+EVENTS, _ = simulate(40, 100, seed=3)
+
+
+def topic_model(settings: Settings) -> tuple[ChurnModel, int]:
+    """A model that learned the labels topic once, in order (repeats once); and the topic's length."""
+    async def read() -> list[tuple[int, bytes | None]]:
+        return [(r.offset, r.value) async for r in follow(settings.bootstrap_servers, settings.topic_labels, 5.0)]
+
+    model = ChurnModel(ModelConfig())
+    records = asyncio.run(read())
+    for offset, value in records:
+        learn_record(model, offset, value)
+    return model, len(records)
+
+
+def weights(model: ChurnModel) -> dict[str, float]:
+    return dict(model.pipeline["LogisticRegression"].weights)
+
+
+def learned(settings: Settings) -> float:
+    return metric_total(settings, "churnwatch_model_labels")
+
+
+def settled(workers: list[WorkerProcess]) -> ChurnModel:
+    """Once every event is processed, the labels topic no longer grows and every worker learned all of it."""
+    settings = workers[0].settings
+    assert wait_for(lambda: sum(events_consumed(w.settings) for w in workers) >= len(EVENTS), WAIT_S), \
+        [w.log_text()[-2000:] for w in workers]
+    length = -1
+    for _ in range(10):  # the last sweeps may still label a few snapshots
+        reference, records = topic_model(settings)
+        for worker in workers:
+            assert wait_for(lambda: learned(worker.settings) >= reference.labels.total(), WAIT_S), \
+                (learned(worker.settings), reference.labels.total(), worker.log_text()[-2000:])
+        if records == length:
+            break
+        length = records
+    assert records == length, "the labels topic kept growing"
+    assert records > 0 and reference.labels.total() > 0, "no labels: the test shows nothing"
+    assert all(learned(w.settings) == reference.labels.total() for w in workers)
+    return reference
+
+
+def test_two_workers_learn_every_label_and_hold_the_same_model(broker: Broker, tmp_path: Path) -> None:
+    first = make_settings(broker, tmp_path / "one")
+    second = first.model_copy(update={"data_dir": tmp_path / "two", "web_port": free_port()})
+    asyncio.run(ensure_topics(first))
+    workers = [WorkerProcess(s, tmp_path / f"{n}.log", broker.worker_env).start() for n, s in enumerate((first, second))]
+    try:
+        publish_events(first, EVENTS)
+        reference = settled(workers)
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0], [w.log_text()[-2000:] for w in workers]
+    models = [ChurnModel.load(s.model_file, ModelConfig()) for s in (first, second)]
+    assert first.model_file != second.model_file
+    for model in models:
+        assert model.labels.total() == reference.labels.total()
+        assert weights(model) == weights(reference)
+        assert model.summary() == reference.summary()
+
+
+def test_a_killed_worker_ends_with_the_model_of_one_that_never_stopped(broker: Broker, tmp_path: Path) -> None:
+    settings = make_settings(broker, tmp_path / "data", model_checkpoint_s=1.0)
+    asyncio.run(ensure_topics(settings))
+    victim = WorkerProcess(settings, tmp_path / "first.log", broker.worker_env).start()
+    try:
+        publish_events(settings, EVENTS)
+        # Killed once it has learned some labels and saved them, with events still to come.
+        assert wait_for(lambda: learned(settings) > 0, WAIT_S), victim.log_text()[-2000:]
+        assert wait_for(lambda: settings.model_file.exists(), 30)
+        assert events_consumed(settings) < len(EVENTS), "killed too late to test anything"
+        assert victim.kill() == -9
+    finally:
+        victim.stop()
+    restarted = WorkerProcess(settings, tmp_path / "second.log", broker.worker_env).start()
+    try:
+        reference = settled([restarted])
+    finally:
+        assert restarted.stop() == 0, restarted.log_text()[-2000:]
+    model = ChurnModel.load(settings.model_file, ModelConfig())
+    assert model.labels.total() == reference.labels.total()
+    assert weights(model) == weights(reference)
