@@ -3,17 +3,22 @@
 An alert that opens an episode is a warning: the customer will churn within
 the horizon. Once the answer is known it is judged:
 
-* **hit**: the customer cancelled within the horizon after the alert (known
-  as soon as the cancellation is; the lead is the time between the two);
-* **miss**: the horizon passed without a cancellation (judged only on the
-  sweep's clock, which waits for every input topic, so a cancellation still
-  queued behind other topics is never taken for its absence);
+* **hit**: the customer cancelled within the horizon after the alert (the
+  lead is the time between the two);
+* **miss**: the horizon passed without a cancellation;
 * **after the fact**: the cancellation had already happened when the alert
   was sent (it was read late): the alert could not have helped.
 
 And every churner (a cancellation) is counted once, with the rules that
 warned beforehand within the horizon and how early: the recall of churners
 warned. A customer who comes back and cancels again is a churner again.
+
+All of it is judged on the sweep's clock only, which waits for every input
+topic: a cancellation still queued on one topic is never taken for its
+absence, and a churn is counted once nothing from before it can still come,
+so that a warning opened later at an earlier time (a tick queued behind the
+cancellation) is still credited to it. The customer's due times include the
+moments an answer is due (the cancellation, each horizon's end).
 """
 
 from __future__ import annotations
@@ -70,8 +75,8 @@ def remember(state: CustomerState, alerts: list[Alert], at: int, config: RulesCo
 
 def judge(state: CustomerState, now: int, sweep: bool,
           config: RulesConfig) -> tuple[CustomerState, list[Judged], list[Churn]]:
-    """The warnings whose answer is known at ``now``; misses only when ``sweep`` (the clock waiting for every topic)."""
-    if not config.outcomes.enabled:
+    """The warnings whose answer is known at ``now``, and a churn to count; only on the sweep's clock (``sweep``)."""
+    if not (config.outcomes.enabled and sweep):
         return state, [], []
     cancelled = state.cancelled_at
     new_churn = cancelled is not None and cancelled <= now and cancelled != state.churn_counted_at
@@ -81,7 +86,7 @@ def judge(state: CustomerState, now: int, sweep: bool,
     judged: list[Judged] = []
     waiting: list[Warning] = []
     for warning in state.warnings:
-        verdict = _verdict(warning, cancelled, now, horizon, sweep)
+        verdict = _verdict(warning, cancelled, now, horizon)
         if verdict is None:
             waiting.append(warning)
             continue
@@ -99,19 +104,24 @@ def judge(state: CustomerState, now: int, sweep: bool,
     return evolve(state, update), judged, churns
 
 
-def _verdict(warning: Warning, cancelled: int | None, now: int, horizon: int, sweep: bool) -> Verdict | None:
+def _verdict(warning: Warning, cancelled: int | None, now: int, horizon: int) -> Verdict | None:
     if cancelled is not None and cancelled <= now:
         if cancelled <= warning.at:
             return Verdict.AFTER_THE_FACT
         if cancelled <= warning.at + horizon:
             return Verdict.HIT
-    if sweep and now >= warning.at + horizon:
+    if now >= warning.at + horizon:
         return Verdict.MISS
     return None
 
 
 def next_check(state: CustomerState, config: RulesConfig) -> int | None:
-    """When the oldest waiting warning's horizon ends: a silent customer's misses must be judged too."""
-    if not config.outcomes.enabled or not state.warnings:
+    """A churn not counted yet, else the oldest waiting warning's horizon end (a silent customer's misses too)."""
+    if not config.outcomes.enabled:
+        return None
+    cancelled = state.cancelled_at
+    if cancelled is not None and cancelled != state.churn_counted_at:
+        return cancelled
+    if not state.warnings:
         return None
     return min(w.at for w in state.warnings) + config.outcomes.horizon_days * DAY

@@ -114,8 +114,10 @@ def test_both_labels_wait_for_the_horizon_even_when_a_cancellation_tells_early()
 
     cancelled = apply_event(state, subscription(day(45), 0, action="cancelled", previous_mrr=50), day(45))
     assert cancelled.state is not None
-    assert evaluate(cancelled.state, day(46)).labelled == ()  # known, but the horizon has not passed
-    assert cancelled.state.next_due_at == to_seconds(day(21 + 30))  # the next horizon to pass
+    assert cancelled.state.next_due_at == to_seconds(day(45))  # the churn, counted on the sweep's clock
+    counted = evaluate(cancelled.state, day(46))
+    assert counted.labelled == ()  # known, but the horizon has not passed
+    assert counted.state is not None and counted.state.next_due_at == to_seconds(day(21 + 30))  # the next to pass
     after = evaluate(cancelled.state, day(42 + 30))
     assert [(x.taken_at, x.label) for x in after.labelled] == [(to_seconds(day(d)), 1) for d in (21, 28, 35, 42)]
     assert all(x.observation is not None and x.feature_set == "unscored" for x in after.labelled)

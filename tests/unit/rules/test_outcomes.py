@@ -33,8 +33,18 @@ def warned_by_a_failed_payment() -> CustomerState:
     return state
 
 
+def cancelled(state: CustomerState, at: float) -> tuple[CustomerState, Transition]:
+    """The cancellation read, then the sweep's tick it made due."""
+    state, (step,) = feed([subscription(day(at), 0.0, action="cancelled")], state)
+    assert step.judged == () and step.churns == ()  # an event's own time judges nothing
+    assert state.next_due_at == to_seconds(day(at))
+    swept = evaluate(state, day(at), RULES)
+    assert swept.state is not None
+    return swept.state, swept
+
+
 def test_a_cancellation_within_the_horizon_makes_the_alert_a_hit_with_its_lead_and_counts_a_churner_warned() -> None:
-    state, (step,) = feed([subscription(day(20), 0.0, action="cancelled")], warned_by_a_failed_payment())
+    state, step = cancelled(warned_by_a_failed_payment(), 20)
     (judged,) = step.judged
     assert (judged.rule, judged.verdict, judged.lead_days) == (RuleName.PAYMENT_FAILURE, Verdict.HIT, 10.0)
     assert step.churns == (Churn("c1", to_seconds(day(20)), ((RuleName.PAYMENT_FAILURE, 10.0),)),)
@@ -57,15 +67,25 @@ def test_no_cancellation_within_the_horizon_is_a_miss_judged_on_the_sweeps_clock
     assert [(j.verdict, j.lead_days) for j in swept.judged] == [(Verdict.MISS, None)]
     assert swept.state is not None and swept.state.warnings == ()
     # A cancellation after the horizon: a churner no rule warned in time.
-    _, (cancelled,) = feed([subscription(day(50), 0.0, action="cancelled")], swept.state)
-    assert cancelled.judged == () and cancelled.churns == (Churn("c1", to_seconds(day(50)), ()),)
+    _, late = cancelled(swept.state, 50)
+    assert late.judged == () and late.churns == (Churn("c1", to_seconds(day(50)), ()),)
 
 
 def test_an_alert_sent_after_a_cancellation_read_late_is_after_the_fact() -> None:
-    state = warned_by_a_failed_payment()
-    _, (step,) = feed([subscription(day(8), 0.0, action="cancelled")], state)
-    assert [j.verdict for j in step.judged] == [Verdict.AFTER_THE_FACT]
-    assert step.churns == (Churn("c1", to_seconds(day(8)), ()),)
+    state, (step,) = feed([subscription(day(8), 0.0, action="cancelled")], warned_by_a_failed_payment())
+    swept = evaluate(state, day(10), RULES)
+    assert [j.verdict for j in swept.judged] == [Verdict.AFTER_THE_FACT]
+    assert swept.churns == (Churn("c1", to_seconds(day(8)), ()),)
+
+
+def test_a_warning_opened_after_the_cancellation_was_read_but_before_it_happened_is_credited_to_that_churn() -> None:
+    """A tick queued behind the cancellation judges the customer at an earlier time and may warn then."""
+    state, _ = feed([subscription(day(1), 100.0, action="started"), subscription(day(20), 0.0, action="cancelled"),
+                     failed(day(10))])  # the payment topic lagging: read after the cancellation
+    assert [w.at for w in state.warnings] == [to_seconds(day(10))]
+    swept = evaluate(state, day(20), RULES)
+    assert [(j.verdict, j.lead_days) for j in swept.judged] == [(Verdict.HIT, 10.0)]
+    assert swept.churns == (Churn("c1", to_seconds(day(20)), ((RuleName.PAYMENT_FAILURE, 10.0),)),)
 
 
 def test_outcomes_can_be_turned_off() -> None:
