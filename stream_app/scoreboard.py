@@ -1,9 +1,13 @@
 """Per-rule live outcomes: of the alerts judged, how many warned a churner in time; of the churners, how many were warned.
 
 The core judges each alert (``rules.outcomes``); this adds them up, for the
-worker's ``GET /rules`` and metrics and for the replay's summary. It is
-kept in a small JSON file beside the model checkpoint, so a restart does not
-reset what a customer-success lead has been reading for weeks.
+worker's ``GET /rules`` and metrics and for the replay's summary. A worker's
+board counts the verdicts of the whole group: they reach it through the
+labels topic (``churnwatch.worker.labels``), with how far into that topic it
+has counted and what it counted lately (a verdict delivered twice counts
+once). It is kept in a small JSON file beside the model checkpoint, so a
+restart does not reset what a customer-success lead has been reading for
+weeks, and reads the topic on from there.
 
 * precision: hits / all judged alerts (an alert sent after the cancellation
   counts against it: it could not have helped);
@@ -24,6 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from churnwatch.model.learned import LearnedRecently
 from churnwatch.rules.outcomes import Churn, Judged, Verdict
 from churnwatch.schemas.alert import RuleName
 
@@ -38,6 +43,8 @@ class Scoreboard:
         self.leads: dict[RuleName, deque[float]] = {}
         self.churners = 0
         self.churners_warned = 0  # by any rule
+        self.labels_read = 0  # the next offset of the labels topic to count from
+        self.seen = LearnedRecently()  # ids of the verdicts counted lately
 
     def add(self, judged: Iterable[Judged], churns: Iterable[Churn]) -> None:
         for one in judged:
@@ -83,6 +90,8 @@ class Scoreboard:
             "verdicts": {r.value: {v.value: n for v, n in c.items()} for r, c in self.verdicts.items()},
             "warned": {r.value: n for r, n in self.warned.items()},
             "leads": {r.value: list(d) for r, d in self.leads.items()},
+            "labels_read": self.labels_read,
+            "seen": self.seen.ids(),
         }
 
     @classmethod
@@ -96,6 +105,8 @@ class Scoreboard:
                           for r, c in data["verdicts"].items()}
         board.warned = Counter({RuleName(r): int(n) for r, n in data["warned"].items()})
         board.leads = {RuleName(r): deque(map(float, d), maxlen=MAX_LEADS) for r, d in data["leads"].items()}
+        board.labels_read = int(data.get("labels_read", 0))
+        board.seen = LearnedRecently(ids=[str(i) for i in data.get("seen", [])])
         return board
 
     def save(self, path: Path) -> None:

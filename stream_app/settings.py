@@ -194,8 +194,8 @@ class Settings(BaseSettings):
 
     @property
     def scoreboard_file(self) -> Path:
-        """The worker's alert outcomes so far (churnwatch.scoreboard)."""
-        return self.data_dir / "rule-outcomes.json"
+        """The group's alert outcomes as this worker has counted them (churnwatch.scoreboard), named like the model."""
+        return self.model_file.with_name(f"rule-outcomes-{self.canonical_host}-{self.web_port}.json")
 
     @property
     def co_partitioned_topics(self) -> tuple[str, ...]:

@@ -62,19 +62,18 @@ class Metrics:
                                       registry=registry)
         self.model_labels = Gauge("churnwatch_model_labels", "Labels the model has learned from, by label",
                                   ["label"], registry=registry)
-        # Alert outcomes (churnwatch.scoreboard): this worker's totals since its board began, kept across
-        # restarts; summed over workers they are the fleet's (precision = hits / all verdicts).
-        self.outcomes = Gauge("churnwatch_rule_outcomes", "Alerts judged by this worker, by rule and verdict "
-                              "(hit, miss, after_the_fact), since its scoreboard began", ["rule", "verdict"],
-                              registry=registry)
-        self.churners = Gauge("churnwatch_churners", "Cancellations this worker counted as churn",
+        # Alert outcomes (churnwatch.scoreboard): the whole group's, as this worker has read them from the
+        # labels topic; every worker exports the same numbers (take the max over workers, not the sum).
+        self.outcomes = Gauge("churnwatch_rule_outcomes", "Alerts judged, by rule and verdict (hit, miss, "
+                              "after_the_fact), the whole group's", ["rule", "verdict"], registry=registry)
+        self.churners = Gauge("churnwatch_churners", "Cancellations counted as churn, the whole group's",
                               registry=registry)
         self.churners_warned = Gauge("churnwatch_rule_churners_warned", "Churners a rule warned within the "
                                      "horizon before they cancelled", ["rule"], registry=registry)
-        self.precision = Gauge("churnwatch_rule_precision", "Hits / alerts judged, this worker's (NaN until "
-                               "one is judged)", ["rule"], registry=registry)
-        self.recall = Gauge("churnwatch_rule_recall", "Churners the rule warned / churners, this worker's (NaN "
-                            "until a churner)", ["rule"], registry=registry)
+        self.precision = Gauge("churnwatch_rule_precision", "Hits / alerts judged (NaN until one is judged)",
+                               ["rule"], registry=registry)
+        self.recall = Gauge("churnwatch_rule_recall", "Churners the rule warned / churners (NaN until a churner)",
+                            ["rule"], registry=registry)
         self.lead = Gauge("churnwatch_rule_median_lead_days", "Median days from a churner's earliest warning "
                           "by the rule to the cancellation (NaN until one)", ["rule"], registry=registry)
         self.precision_floor = Gauge("churnwatch_rule_precision_floor", "The rules file's outcomes."

@@ -1,4 +1,4 @@
-"""Which labels a model has learned lately, so a label delivered twice is learned once.
+"""Which labels a model has learned lately (or outcomes a scoreboard counted), so one delivered twice counts once.
 
 Labels reach the model through a topic (churnwatch.worker.labels); a worker
 that crashed before committing its input publishes some labels again when
@@ -23,9 +23,13 @@ def label_id(label: Labelled) -> str:
 class LearnedRecently:
     """The ids of the labels learned lately, oldest forgotten first."""
 
-    def __init__(self, capacity: int = REMEMBERED_LABELS) -> None:
+    def __init__(self, capacity: int = REMEMBERED_LABELS, ids: list[str] | None = None) -> None:
         self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[str, None] = OrderedDict.fromkeys((ids or [])[-capacity:])
+
+    def ids(self) -> list[str]:
+        """Oldest first, for saving."""
+        return list(self._ids)
 
     def __len__(self) -> int:
         return len(self._ids)

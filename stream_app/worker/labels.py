@@ -1,18 +1,26 @@
-"""One model for the whole group: every label through one topic, learned by every worker in the same order.
+"""One model and one scoreboard for the whole group: labels and verdicts through one topic, read by every worker.
 
-A worker labels the snapshots of the customers it owns, and publishes each
-labelled snapshot to the labels topic (one partition: one order for all)
-instead of learning from it. Every worker follows that topic with a
-consumer of its own, outside the input group (a broadcast: each reads
-everything), and learns from every label in topic order, so every worker's
-model is the same model, whatever the number of workers and however the
-customers are spread.
+A worker labels the snapshots of the customers it owns and judges their
+alerts (``rules.outcomes``), and publishes each labelled snapshot, each
+verdict and each churn counted to the labels topic (one partition: one order
+for all) instead of using them itself. Every worker follows that topic with
+a consumer of its own, outside the input group (a broadcast: each reads
+everything): its model learns every label in topic order, and its
+scoreboard counts every verdict. So every worker's model is the same model,
+and every worker's ``GET /rules`` the numbers of the whole group, whatever
+the number of workers, however the customers are spread, and after a worker
+has left.
 
-The model checkpoint records how far into the topic it has learned
-(``ChurnModel.labels_read``) and the ids of the labels it learned lately: a
-restart reads on from there, so no label is learned twice or lost; a label
-published twice (a crashed worker's uncommitted messages processed again)
-is learned once.
+The model checkpoint and the scoreboard each record how far into the topic
+they have read (``labels_read``) and the ids of what they took lately: a
+restart reads on from there, so nothing is taken twice or lost; a record
+published twice (a crashed worker's uncommitted messages processed again) is
+taken once.
+
+Verdicts go on the labels topic rather than a topic of their own because
+they follow the same path (every worker, one order, the same checkpoints)
+and are few (one per alert, one per churner): one follower, one place in
+one topic to keep.
 """
 
 from __future__ import annotations
@@ -28,7 +36,10 @@ from churnwatch.kafka.security import aiokafka_options
 from churnwatch.model import ChurnModel
 from churnwatch.model.learned import label_id
 from churnwatch.rules.labels import Labelled
+from churnwatch.rules.outcomes import Churn, Judged, Verdict
 from churnwatch.rules.state import Observation
+from churnwatch.schemas.alert import RuleName
+from churnwatch.scoreboard import Scoreboard
 from churnwatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,23 +47,49 @@ log = logging.getLogger(__name__)
 WIRE_VERSION = 1
 
 
+def _wire(kind: str, fields: dict[str, Any]) -> bytes:
+    return json.dumps({"v": WIRE_VERSION, "kind": kind, **fields}, separators=(",", ":")).encode()
+
+
 def encode_label(label: Labelled) -> bytes:
-    return json.dumps({
-        "v": WIRE_VERSION,
-        "customer_id": label.customer_id,
-        "taken_at": label.taken_at,
-        "feature_set": label.feature_set,
-        "probability": label.probability,
-        "raw": label.raw,
-        "label": label.label,
+    return _wire("label", {
+        "customer_id": label.customer_id, "taken_at": label.taken_at, "feature_set": label.feature_set,
+        "probability": label.probability, "raw": label.raw, "label": label.label,
         "observation": None if label.observation is None else label.observation.model_dump(),
-    }, separators=(",", ":")).encode()
+    })
 
 
-def decode_label(value: bytes) -> Labelled:
+def encode_judged(judged: Judged) -> bytes:
+    return _wire("judged", {
+        "customer_id": judged.customer_id, "rule": judged.rule.value, "alert_id": judged.alert_id,
+        "warned_at": judged.warned_at, "verdict": judged.verdict.value, "judged_at": judged.judged_at,
+        "lead_days": judged.lead_days,
+    })
+
+
+def encode_churn(churn: Churn) -> bytes:
+    return _wire("churn", {"customer_id": churn.customer_id, "churned_at": churn.churned_at,
+                           "warned": [[rule.value, lead] for rule, lead in churn.warned]})
+
+
+def decode_record(value: bytes) -> Labelled | Judged | Churn:
+    """A record of the labels topic: a labelled snapshot (``kind`` label), a verdict or a churn."""
     doc = json.loads(value)
     if doc.get("v") != WIRE_VERSION:
-        raise ValueError(f"labels of wire version {doc.get('v')!r} are not read by this version")
+        raise ValueError(f"records of wire version {doc.get('v')!r} are not read by this version")
+    kind = doc.get("kind", "label")
+    if kind == "judged":
+        return Judged(str(doc["customer_id"]), RuleName(doc["rule"]), str(doc["alert_id"]), int(doc["warned_at"]),
+                      Verdict(doc["verdict"]), int(doc["judged_at"]), doc["lead_days"])
+    if kind == "churn":
+        return Churn(str(doc["customer_id"]), int(doc["churned_at"]),
+                     tuple((RuleName(rule), float(lead)) for rule, lead in doc["warned"]))
+    if kind != "label":
+        raise ValueError(f"unknown kind {kind!r}")
+    return decode_label(doc)
+
+
+def decode_label(doc: dict[str, Any]) -> Labelled:
     observation = doc["observation"]
     return Labelled(
         customer_id=str(doc["customer_id"]), taken_at=int(doc["taken_at"]),
@@ -62,30 +99,55 @@ def decode_label(value: bytes) -> Labelled:
     )
 
 
-def learn_record(model: ChurnModel, offset: int, value: bytes | None) -> bool:
-    """Learn one record of the labels topic at ``offset``; False when it was skipped (a repeat, or unreadable)."""
-    model.labels_read = offset + 1
+def read_record(offset: int, value: bytes | None) -> Labelled | Judged | Churn | None:
+    """The record at ``offset``, or None (logged) when it cannot be read: one bad record never stops the follower."""
     if value is None:
-        return False
+        return None
     try:
-        label = decode_label(value)
+        return decode_record(value)
     except (ValueError, KeyError, TypeError) as exc:
+        log.warning("labels topic offset %d: not readable (%s); skipped", offset, exc)
+        return None
+
+
+def learn_record(model: ChurnModel, offset: int, value: bytes | None) -> bool:
+    """The model's part of the record at ``offset`` (labels); False when there was nothing to learn."""
+    model.labels_read = offset + 1
+    record = read_record(offset, value)
+    if record is None:
         model.skipped["unreadable label"] += 1
-        log.warning("labels topic offset %d: not a label (%s); skipped", offset, exc)
         return False
-    if not model.learned_recently.add(label_id(label)):
+    if not isinstance(record, Labelled) or not model.learned_recently.add(label_id(record)):
         return False
-    return model.absorb((), (label,)) == 0
+    return model.absorb((), (record,)) == 0
+
+
+def count_record(board: Scoreboard, offset: int, value: bytes | None) -> bool:
+    """The scoreboard's part of the record at ``offset`` (verdicts, churns); False when there was nothing to count."""
+    board.labels_read = offset + 1
+    record = read_record(offset, value)
+    if isinstance(record, Judged):
+        if board.seen.add(f"judged:{record.alert_id}"):
+            board.add((record,), ())
+            return True
+    elif isinstance(record, Churn):
+        if board.seen.add(f"churn:{record.customer_id}@{record.churned_at}"):
+            board.add((), (record,))
+            return True
+    return False
 
 
 class LabelFollower:
-    """Reads the labels topic from where the model stopped, for as long as the worker runs."""
+    """Reads the labels topic from where the model and the scoreboard stopped, for as long as the worker runs."""
 
-    def __init__(self, settings: Settings, model: ChurnModel, on_learned: Any = None) -> None:
-        """``on_learned()``: called after each batch that taught the model something (e.g. to export its numbers)."""
+    def __init__(self, settings: Settings, model: ChurnModel, board: Scoreboard, on_learned: Any = None,
+                 on_counted: Any = None) -> None:
+        """``on_learned()``, ``on_counted()``: called after a batch that taught the model, or added to the board."""
         self.settings = settings
         self.model = model
+        self.board = board
         self.on_learned = on_learned
+        self.on_counted = on_counted
 
     async def run(self) -> None:
         topic = TopicPartition(self.settings.topic_labels, 0)
@@ -96,14 +158,19 @@ class LabelFollower:
             try:
                 await consumer.start()
                 consumer.assign([topic])
-                consumer.seek(topic, self.model.labels_read)
+                consumer.seek(topic, min(self.model.labels_read, self.board.labels_read))
                 while True:
                     batches = await consumer.getmany(topic, timeout_ms=500, max_records=2000)
-                    learned = False
+                    learned = counted = False
                     for record in batches.get(topic, []):
-                        learned |= learn_record(self.model, record.offset, record.value)
+                        if record.offset >= self.model.labels_read:
+                            learned |= learn_record(self.model, record.offset, record.value)
+                        if record.offset >= self.board.labels_read:
+                            counted |= count_record(self.board, record.offset, record.value)
                     if learned and self.on_learned is not None:
                         self.on_learned()
+                    if counted and self.on_counted is not None:
+                        self.on_counted()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the model must keep learning once the broker is back

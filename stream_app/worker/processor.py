@@ -32,7 +32,7 @@ from churnwatch.settings import Settings
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.clock import Clock, make_clock
 from churnwatch.worker.dead_letters import DeadLetters
-from churnwatch.worker.labels import LabelFollower, encode_label
+from churnwatch.worker.labels import LabelFollower, encode_churn, encode_judged, encode_label
 from churnwatch.worker.faust_private import changelog_sent, on_disk, stored_values
 from churnwatch.worker.state_cache import DecodedStates
 from churnwatch.worker.sweep import Sweeper, decode_tick
@@ -65,7 +65,9 @@ class Processor:
         ticks = app.topic(settings.topic_sweep_ticks, partitions=settings.partitions, **_RAW_BYTES)
         self.alerts = app.topic(settings.topic_alerts, **_RAW_BYTES)
         self.labels = app.topic(settings.topic_labels, partitions=1, **_RAW_BYTES)
-        self.follower = LabelFollower(settings, self.model, lambda: self.metrics.model(self.model.summary()))
+        self.follower = LabelFollower(
+            settings, self.model, self.scoreboard, on_learned=lambda: self.metrics.model(self.model.summary()),
+            on_counted=lambda: self.metrics.scoreboard(self.scoreboard.report(), rules.outcomes))
         self.table = app.Table(
             STATE_TABLE,
             default=None,
@@ -136,17 +138,18 @@ class Processor:
             assert step.transition is not None and step.transition.state is not None
             self.metrics.episodes(step.customer_id, [e.severity for e in step.transition.state.episodes.values()])
         t = step.transition
-        if t is not None and (t.judged or t.churns):
-            self.scoreboard.add(t.judged, t.churns)
-            self.metrics.scoreboard(self.scoreboard.report(), self.outcomes_config)
-        if t is not None and t.assessed:
+        if t is None:
+            return
+        if t.assessed:
             self.model.absorb(t.assessed, ())  # the week's ranking: this worker's own assessments
-        for label in () if t is None else t.labelled:
-            # To every worker's model (this one's too) through the labels topic (churnwatch.worker.labels).
+        # Labels, verdicts and churns to every worker's model and scoreboard (this one's too), through the
+        # labels topic (churnwatch.worker.labels).
+        records = [*map(encode_label, t.labelled), *map(encode_judged, t.judged), *map(encode_churn, t.churns)]
+        for value in records:
             try:
-                await self.labels.send(key=label.customer_id.encode(), value=encode_label(label), partition=0)
-            except Exception:  # noqa: BLE001 - a label lost costs the model one example, never the alerts
-                log.exception("publishing the label of %s at %d failed", label.customer_id, label.taken_at)
+                await self.labels.send(key=step.customer_id.encode(), value=value, partition=0)
+            except Exception:  # noqa: BLE001 - a label or verdict lost costs one example or count, never the alerts
+                log.exception("publishing to the labels topic for %s failed", step.customer_id)
                 self.metrics.learning_failures.inc()
 
     async def sweep(self) -> None:
@@ -158,7 +161,7 @@ class Processor:
         return len(self.table.data)
 
     def outcomes(self) -> dict[str, object]:
-        """``GET /rules``: this worker's alert outcomes by rule (its partitions' customers, since its board began)."""
+        """``GET /rules``: the group's alert outcomes by rule, as this worker has read them from the labels topic."""
         return {"worker": self.settings.canonical_host, "horizon_days": self.outcomes_config.horizon_days,
                 "precision_floor": self.outcomes_config.precision_floor, **self.scoreboard.report()}
 

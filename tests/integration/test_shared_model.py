@@ -1,8 +1,9 @@
-"""One model for the group: labels go through one topic, every worker learns all of them in its order.
+"""One model and one scoreboard for the group: labels and verdicts go through one topic, every worker reads all.
 
 Two workers split a simulated base's customers; each publishes the labels
-of its own customers. Both must end with the same model, and it must be the
-model that learning the topic once, in order, gives. A worker killed with
+and alert verdicts of its own customers. Both must end with the same model,
+the model that learning the topic once, in order, gives, and answer GET
+/rules with the same numbers. A worker killed with
 SIGKILL and restarted must end with that model too: no label learned twice,
 none lost.
 """
@@ -10,6 +11,7 @@ none lost.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from churnwatch.rules.config import ModelConfig
 from churnwatch.settings import Settings
 from churnwatch.worker.labels import learn_record
 from tests.support.brokers import Broker
-from tests.support.worker import events_consumed, make_settings, metric_total, publish_events, wait_for
+from tests.support.worker import events_consumed, http_get, make_settings, metric_total, publish_events, wait_for
 
 pytestmark = pytest.mark.integration
 WAIT_S = 180.0
@@ -51,6 +53,12 @@ def assert_topic_model(model: ChurnModel, settings: Settings, settled_labels: in
     assert model.labels.total() == reference.labels.total()
     assert weights(model) == weights(reference)
     assert model.summary() == reference.summary()
+
+
+def group_outcomes(settings: Settings) -> dict[str, object]:
+    report = json.loads(http_get(settings, "/rules")[1])
+    report.pop("worker")
+    return report
 
 
 def weights(model: ChurnModel) -> dict[str, float]:
@@ -82,6 +90,10 @@ def test_two_workers_learn_every_label_and_hold_the_same_model(broker: Broker, t
     try:
         publish_events(first, EVENTS)
         settled_labels = settled(workers)
+        # And one scoreboard: each worker answers GET /rules with the verdicts of both.
+        boards = wait_for(lambda: (b := [group_outcomes(s) for s in (first, second)]) and b[0] == b[1]
+                          and b[0]["churners"] > 0 and b, 60)
+        assert boards, [group_outcomes(s) for s in (first, second)]
     finally:
         codes = [w.stop() for w in workers]
     assert codes == [0, 0], [w.log_text()[-2000:] for w in workers]

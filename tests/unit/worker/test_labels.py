@@ -8,7 +8,7 @@ from churnwatch.model import ChurnModel
 from churnwatch.rules.config import ModelConfig
 from churnwatch.rules.labels import Labelled
 from churnwatch.rules.state import Observation
-from churnwatch.worker.labels import decode_label, encode_label, learn_record
+from churnwatch.worker.labels import decode_record, encode_label, learn_record
 
 
 def label(customer: str, taken_at: int, churned: int) -> Labelled:
@@ -19,9 +19,9 @@ def label(customer: str, taken_at: int, churned: int) -> Labelled:
 
 def test_a_label_reads_back_as_it_was_written() -> None:
     original = label("c1", 1_700_000_000, 1)
-    assert decode_label(encode_label(original)) == original
+    assert decode_record(encode_label(original)) == original
     unscored = Labelled("c2", 5, None, "v1", None, 0)
-    assert decode_label(encode_label(unscored)) == unscored
+    assert decode_record(encode_label(unscored)) == unscored
 
 
 def test_a_repeat_is_learned_once_and_the_model_knows_where_it_stopped(tmp_path: Path) -> None:
@@ -47,3 +47,23 @@ def test_models_fed_the_same_labels_in_the_same_order_are_the_same_model() -> No
         learn_record(other, offset, value)
     assert one.pipeline["LogisticRegression"].weights == other.pipeline["LogisticRegression"].weights
     assert one.summary() == other.summary()
+
+
+def test_verdicts_and_churns_reach_the_scoreboard_once_and_labels_only_the_model() -> None:
+    from churnwatch.rules.outcomes import Churn, Judged, Verdict
+    from churnwatch.schemas.alert import RuleName
+    from churnwatch.scoreboard import Scoreboard
+    from churnwatch.worker.labels import count_record, encode_churn, encode_judged
+
+    hit = Judged("c1", RuleName.PAYMENT_FAILURE, "alert-1", 100, Verdict.HIT, 900, 8.0)
+    churn = Churn("c1", 800, ((RuleName.PAYMENT_FAILURE, 8.0),))
+    assert decode_record(encode_judged(hit)) == hit and decode_record(encode_churn(churn)) == churn
+    records = [encode_label(label("c1", 5, 1)), encode_judged(hit), encode_churn(churn), encode_judged(hit),
+               encode_churn(churn)]
+    board, model = Scoreboard(), ChurnModel(ModelConfig())
+    counted = [count_record(board, offset, value) for offset, value in enumerate(records)]
+    learned = [learn_record(model, offset, value) for offset, value in enumerate(records)]
+    assert counted == [False, True, True, False, False] and learned == [True, False, False, False, False]
+    report = board.report()
+    assert (report["churners"], report["rules"]["payment_failure"]["hits"], board.labels_read) == (1, 1, 5)
+    assert Scoreboard.from_json(board.to_json()).seen.ids() == board.seen.ids()
