@@ -110,10 +110,12 @@ def read_record(offset: int, value: bytes | None) -> Labelled | Judged | Churn |
         return None
 
 
-def learn_record(model: ChurnModel, offset: int, value: bytes | None) -> bool:
+Record = Labelled | Judged | Churn
+
+
+def learn_record(model: ChurnModel, offset: int, record: Record | None) -> bool:
     """The model's part of the record at ``offset`` (labels); False when there was nothing to learn."""
     model.labels_read = offset + 1
-    record = read_record(offset, value)
     if record is None:
         model.skipped["unreadable label"] += 1
         return False
@@ -122,10 +124,9 @@ def learn_record(model: ChurnModel, offset: int, value: bytes | None) -> bool:
     return model.absorb((), (record,)) == 0
 
 
-def count_record(board: Scoreboard, offset: int, value: bytes | None) -> bool:
+def count_record(board: Scoreboard, offset: int, record: Record | None) -> bool:
     """The scoreboard's part of the record at ``offset`` (verdicts, churns); False when there was nothing to count."""
     board.labels_read = offset + 1
-    record = read_record(offset, value)
     if isinstance(record, Judged):
         if board.seen.add(f"judged:{record.alert_id}"):
             board.add((record,), ())
@@ -162,11 +163,13 @@ class LabelFollower:
                 while True:
                     batches = await consumer.getmany(topic, timeout_ms=500, max_records=2000)
                     learned = counted = False
-                    for record in batches.get(topic, []):
-                        if record.offset >= self.model.labels_read:
-                            learned |= learn_record(self.model, record.offset, record.value)
-                        if record.offset >= self.board.labels_read:
-                            counted |= count_record(self.board, record.offset, record.value)
+                    for message in batches.get(topic, []):
+                        offset = message.offset
+                        record = read_record(offset, message.value)
+                        if offset >= self.model.labels_read:
+                            learned |= learn_record(self.model, offset, record)
+                        if offset >= self.board.labels_read:
+                            counted |= count_record(self.board, offset, record)
                     if learned and self.on_learned is not None:
                         self.on_learned()
                     if counted and self.on_counted is not None:

@@ -24,7 +24,7 @@ from churnwatch.model import ChurnModel
 from churnwatch.offline.simulator import simulate
 from churnwatch.rules.config import ModelConfig
 from churnwatch.settings import Settings
-from churnwatch.worker.labels import learn_record
+from churnwatch.worker.labels import learn_record, read_record
 from tests.support.brokers import Broker
 from tests.support.worker import events_consumed, http_get, make_settings, metric_total, publish_events, wait_for
 
@@ -41,7 +41,7 @@ def topic_model(settings: Settings, up_to: int | None = None) -> tuple[ChurnMode
     model = ChurnModel(ModelConfig())
     records = asyncio.run(read())[:up_to]
     for offset, value in records:
-        learn_record(model, offset, value)
+        learn_record(model, offset, read_record(offset, value))
     return model, len(records)
 
 

@@ -8,7 +8,7 @@ from churnwatch.model import ChurnModel
 from churnwatch.rules.config import ModelConfig
 from churnwatch.rules.labels import Labelled
 from churnwatch.rules.state import Observation
-from churnwatch.worker.labels import decode_record, encode_label, learn_record
+from churnwatch.worker.labels import decode_record, encode_label, learn_record, read_record
 
 
 def label(customer: str, taken_at: int, churned: int) -> Labelled:
@@ -28,23 +28,24 @@ def test_a_repeat_is_learned_once_and_the_model_knows_where_it_stopped(tmp_path:
     model = ChurnModel(ModelConfig())
     records = [encode_label(label(f"c{n % 7}", 1_000 * n, n % 3 == 0)) for n in range(40)]
     for offset, value in enumerate(records):
-        assert learn_record(model, offset, value)
-    assert not learn_record(model, 40, records[5])  # published twice: a crashed worker's messages read again
-    assert not learn_record(model, 41, b"not a label")
+        assert learn_record(model, offset, read_record(offset, value))
+    # Published twice: a crashed worker's messages read again.
+    assert not learn_record(model, 40, read_record(40, records[5]))
+    assert not learn_record(model, 41, read_record(41, b"not a label"))
     assert (model.labels.total(), model.labels_read, model.skipped["unreadable label"]) == (40, 42, 1)
     # Saved and loaded: it goes on from offset 42 and still knows the repeats.
     path = tmp_path / "model.pkl"
     model.save(path)
     again = ChurnModel.load(path, ModelConfig())
-    assert again.labels_read == 42 and not learn_record(again, 42, records[0])
+    assert again.labels_read == 42 and not learn_record(again, 42, read_record(42, records[0]))
 
 
 def test_models_fed_the_same_labels_in_the_same_order_are_the_same_model() -> None:
     records = [encode_label(label(f"c{n}", 1_000 * n, n % 4 == 0)) for n in range(60)]
     one, other = ChurnModel(ModelConfig()), ChurnModel(ModelConfig())
     for offset, value in enumerate(records):
-        learn_record(one, offset, value)
-        learn_record(other, offset, value)
+        learn_record(one, offset, read_record(offset, value))
+        learn_record(other, offset, read_record(offset, value))
     assert one.pipeline["LogisticRegression"].weights == other.pipeline["LogisticRegression"].weights
     assert one.summary() == other.summary()
 
@@ -61,8 +62,8 @@ def test_verdicts_and_churns_reach_the_scoreboard_once_and_labels_only_the_model
     records = [encode_label(label("c1", 5, 1)), encode_judged(hit), encode_churn(churn), encode_judged(hit),
                encode_churn(churn)]
     board, model = Scoreboard(), ChurnModel(ModelConfig())
-    counted = [count_record(board, offset, value) for offset, value in enumerate(records)]
-    learned = [learn_record(model, offset, value) for offset, value in enumerate(records)]
+    counted = [count_record(board, offset, read_record(offset, value)) for offset, value in enumerate(records)]
+    learned = [learn_record(model, offset, read_record(offset, value)) for offset, value in enumerate(records)]
     assert counted == [False, True, True, False, False] and learned == [True, False, False, False, False]
     report = board.report()
     assert (report["churners"], report["rules"]["payment_failure"]["hits"], board.labels_read) == (1, 1, 5)
