@@ -55,8 +55,8 @@ class ChangelogWriter:
         self._stream: Acknowledger | None = None
         self._timer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
-        # Customers the table's store gained, by partition (a gauge for the on-disk
-        # store, which cannot count its keys cheaply; its owner resets it at recovery).
+        # Customers the on-disk store gained, by partition (it cannot count its keys
+        # cheaply; its owner resets this at recovery and counts what the store holds).
         self.stored = Counter[int]()
 
     def get(self, customer_id: str) -> CustomerState | None:

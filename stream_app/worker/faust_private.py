@@ -56,18 +56,18 @@ def on_disk(table: faust.Table) -> bool:
 
 
 def store(table: faust.Table, key: str, value: bytes, partition: int) -> bool:
-    """Put ``value`` into the table's local store, in ``partition``'s part; True when ``key`` is new there.
+    """Put ``value`` into the table's local store, in ``partition``'s part; True when ``key`` is new on disk.
 
     Why: the changelog writer writes outside the stream's iteration, where
     Faust's on-disk store cannot tell which partition a key belongs to (its
     ``Store._set`` reads it from the current event, and asserts there is one).
-    The memory store needs no partition.
+    The memory store needs no partition, and counts its keys itself (so
+    always False: nothing to count).
     """
     data = table.data
     if not on_disk(table):
-        new = key not in data
         data[key] = value
-        return new
+        return False
     raw_key = data._encode_key(key)
     db = data._db_for_partition(partition)
     new = db.get(raw_key) is None

@@ -118,7 +118,7 @@ def test_a_state_enters_the_table_only_once_the_broker_confirmed_it() -> None:
         writer.put("acme", _state("acme", 1), 2)
         writer.hold(stream, 10)
         await writer.write()
-        assert table.data["acme"] == _state("acme", 1).to_bytes() and writer.stored == {2: 1}
+        assert table.data["acme"] == _state("acme", 1).to_bytes()
         table.changelog_topic.hold_confirms = True
         writer.put("acme", _state("acme", 2), 2)
         writer.hold(stream, 11)
@@ -131,7 +131,7 @@ def test_a_state_enters_the_table_only_once_the_broker_confirmed_it() -> None:
         table.changelog_topic.confirm()
         await writing
         assert table.data["acme"] == _state("acme", 2).to_bytes() and not writer.pending("acme")
-        assert stream.acked == [10, 11] and writer.stored == {2: 1}  # the same customer: not counted again
+        assert stream.acked == [10, 11]
         await writer.stop()
 
     asyncio.run(scenario())
