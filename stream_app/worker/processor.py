@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +58,7 @@ class Processor:
         self.metrics = Metrics()
         self.outcomes_config = rules.outcomes
         self.scoreboard = Scoreboard.load(settings.scoreboard_file)
-        self.metrics.scoreboard(self.scoreboard.report(), rules.outcomes)
+        self.metrics.scoreboard(self.scoreboard.report(), self.outcomes_config)
         # One source for the agent: the inputs and the ticks, co-partitioned.
         self.source = app.topic(*settings.co_partitioned_topics, partitions=settings.partitions, **_RAW_BYTES)
         ticks = app.topic(settings.topic_sweep_ticks, partitions=settings.partitions, **_RAW_BYTES)
@@ -67,7 +66,7 @@ class Processor:
         self.labels = app.topic(settings.topic_labels, partitions=1, **_RAW_BYTES)
         self.follower = LabelFollower(
             settings, self.model, self.scoreboard, on_learned=lambda: self.metrics.model(self.model.summary()),
-            on_counted=lambda: self.metrics.scoreboard(self.scoreboard.report(), rules.outcomes))
+            on_counted=lambda: self.metrics.scoreboard(self.scoreboard.report(), self.outcomes_config))
         self.table = app.Table(
             STATE_TABLE,
             default=None,
@@ -181,12 +180,16 @@ class Processor:
     async def _index_stored_states(self) -> None:
         """Rebuild the due index from the states kept on disk (a restart read only the changelog's tail)."""
         started = time.perf_counter()
-        stored = Counter[int]()
+        # Counted into the writer's own counter, so a customer new to the store during the scan is not lost
+        # (one the scan also reaches is counted twice: the gauge may run a few high, never low).
+        stored = self.states.stored
+        stored.clear()
+        scanned = 0
         async for partition, raw in stored_values(self.table):
             stored[partition] += 1
+            scanned += 1
             self._index(raw, partition, skip_pending=True)
-        self.states.stored = stored
-        log.info("due index rebuilt from %d stored states in %.1f s", stored.total(), time.perf_counter() - started)
+        log.info("due index rebuilt from %d stored states in %.1f s", scanned, time.perf_counter() - started)
 
     def _index(self, raw: bytes, partition: int, skip_pending: bool = False) -> None:
         found = outline(raw)  # not the whole state: a restore reads every customer's
