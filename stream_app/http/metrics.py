@@ -5,13 +5,29 @@ carry no customer ids (topic, partition, type, reason, rule, severity and
 status only), so their number stays small however many customers there are.
 Names follow Prometheus conventions: a ``churnwatch_`` prefix, base units in
 the name, ``_total`` on counters (added by the client library).
+
+Also served: the process's own numbers (``process_*``: CPU, memory, open
+files), the Python runtime (``python_info``) and the build
+(``churnwatch_build_info``: which version runs where). Counters and
+histograms carry no ``_created`` series: they double the series and no
+dashboard or rule of ours reads them.
 """
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from churnwatch.rules.config import OutcomesConfig
 from churnwatch.rules.outcomes import Verdict
@@ -23,9 +39,23 @@ PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
                       float("inf"))
 
 
+disable_created_metrics()
+
+
+def product_version() -> str:
+    """The installed churnwatch's version ("unknown" when run from files that were never installed)."""
+    return _version_of("churnwatch")
+
+
 class Metrics:
     def __init__(self) -> None:
         registry = self.registry = CollectorRegistry(auto_describe=True)
+        registry.register(PROCESS_COLLECTOR)
+        registry.register(PLATFORM_COLLECTOR)
+        self.build = Gauge("churnwatch_build_info", "Always 1; the labels say which churnwatch runs on what",
+                           ["version", "python", "faust", "river"], registry=registry)
+        self.build.labels(product_version(), platform.python_version(), _version_of("faust-streaming"),
+                          _version_of("river")).set(1)
         self.events = Counter("churnwatch_events_consumed", "Valid events processed, by type and outcome "
                               "(applied, duplicate, too_old)", ["type", "outcome"], registry=registry)
         self.rejected = Counter("churnwatch_events_rejected", "Messages rejected, by reason",
@@ -50,7 +80,7 @@ class Metrics:
                          "partition", ["topic", "partition"], registry=registry)
         self.model_auc = Gauge("churnwatch_model_roc_auc", "Online ROC AUC on delayed labels (NaN until both "
                                "classes were scored)", registry=registry)
-        self.model_log_loss = Gauge("churnwatch_model_log_loss", "Online log loss on delayed labels",
+        self.model_log_loss = Gauge("churnwatch_model_log_loss", "Online log loss on delayed labels (NaN until the first)",
                                     registry=registry)
         self.learning_failures = Counter("churnwatch_model_learning_failures", "Labels the model failed to "
                                          "learn from (logged; their messages and alerts went through)",
@@ -84,6 +114,8 @@ class Metrics:
         self._severity_of: dict[str, Severity] = {}
         for severity in Severity:
             self.at_risk.labels(severity.value).set(0)
+        for unknown in (self.model_auc, self.model_log_loss, self.model_recent_auc):
+            unknown.set(float("nan"))  # not known before the first labels, which is not 0
 
     def scoreboard(self, report: dict[str, Any], config: OutcomesConfig) -> None:
         """Set the outcome gauges from a scoreboard's report (None reads NaN: not known yet, not zero)."""
@@ -128,3 +160,10 @@ class Metrics:
         for label in ("negative", "positive"):
             count = summary.get(f"{label}_labels")
             self.model_labels.labels(label).set(count if isinstance(count, int) else 0)
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
