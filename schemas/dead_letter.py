@@ -24,11 +24,14 @@ class RejectReason(StrEnum):
     PROCESSING_ERROR = "processing_error"
 
 
+DEAD_LETTER_SCHEMA_VERSION = 1
+
+
 class DeadLetter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["dead_letter"] = "dead_letter"
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1] = DEAD_LETTER_SCHEMA_VERSION
     source_topic: str
     partition: int
     offset: int

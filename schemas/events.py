@@ -11,21 +11,36 @@ Choices that publishers should know (also in the README):
   ``billing_period_months`` to subscription events. Workers accept every
   version; an event that uses a field newer than the version it declares is
   refused, so a publisher learns of the mismatch instead of a rule guessing.
-* Times must carry a timezone (RFC 3339 with ``Z`` or an offset); a naive time
-  is ambiguous by hours, which matters to rules measured in days.
+* Times are RFC 3339 date-times with a timezone (``2026-01-05T12:00:00Z`` or
+  an offset ``+01:00``), from 1970 on; a naive time is ambiguous by hours,
+  which matters to rules measured in days, and a date alone by a day. Other
+  shapes a parser might guess at (a space for the ``T``, no seconds, ``+0100``)
+  are refused, so the exported JSON Schemas can say exactly what is accepted.
 * Numbers and times are not coerced: ``"amount": "9.99"`` or a Unix timestamp
   for ``occurred_at`` is an error, since a publisher that sends those is likely
-  sending something else wrong too. Enum fields take their string values.
+  sending something else wrong too. A count may be written ``2`` or ``2.0``
+  (one number in JSON), never ``2.5`` or ``"2"``. Enum fields take their
+  string values.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1  # what an event declares unless it uses a newer field
 LATEST_SCHEMA_VERSION = 2
@@ -33,26 +48,64 @@ LATEST_SCHEMA_VERSION = 2
 MAX_ID_CHARS = 256
 NonEmptyId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"\S")]
 Money = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+# RFC 3339's date-time (section 5.6), from the year 1970; seconds 60 (a leap second) are not accepted.
+RFC3339_PATTERN = (r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]"
+                   r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+_RFC3339 = re.compile(RFC3339_PATTERN)
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only the string form is read from JSON; a parser's guesses (Unix seconds, other shapes) are refused."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with a timezone from 1970 on, e.g. 2026-01-05T12:00:00Z")
+    return value
+
+
 def _not_before_1970(moment: datetime) -> datetime:
     if moment < _EPOCH:
         raise ValueError("must not be before 1970-01-01T00:00:00Z")
     return moment
 
 
+def _whole_number(value: Any) -> Any:
+    """2.0 is the number 2 in JSON (and to JSON Schema's ``integer``); 2.5, true and "2" stay errors."""
+    if isinstance(value, (str, bool)):
+        raise ValueError("must be a whole number, not a string or a boolean")
+    return value
+
+
+def count(ge: int, le: int) -> Any:
+    """A whole number within bounds (the bounds first, so the exported schema states them)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_whole_number)]
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-EventTime = Annotated[AwareDatetime, Field(strict=True), AfterValidator(_not_before_1970)]
-Count = Annotated[int, Field(strict=True)]
+EventTime = Annotated[
+    AwareDatetime,
+    Field(json_schema_extra={"pattern": RFC3339_PATTERN}),
+    BeforeValidator(_rfc3339),
+    AfterValidator(_not_before_1970),
+]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+
+
+def _type_required(schema: dict[str, Any]) -> None:
+    """Python callers may leave ``type`` out (each model knows its own); a JSON message must say it."""
+    schema["required"] = ["type", *schema.get("required", [])]
 
 
 class _EventBase(BaseModel):
     """Fields every event carries; ``event_id`` makes redelivery harmless."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_type_required)
 
     event_id: NonEmptyId = Field(description="Unique per event; a repeated id is ignored.")
     customer_id: NonEmptyId = Field(description="Also the Kafka message key.")
-    occurred_at: EventTime = Field(description="Event time, RFC 3339 with timezone.")
+    occurred_at: EventTime = Field(description="Event time: an RFC 3339 date-time with a timezone (Z or an "
+                                   "offset), not before 1970-01-01T00:00:00Z, and not further ahead of the "
+                                   "worker's clock than the rules file's state.max_future_hours.")
     schema_version: Literal[1, 2] = Field(
         default=SCHEMA_VERSION, description="1, or 2 for the fields added in version 2.")
 
@@ -76,7 +129,7 @@ class UsageEvent(_EventBase):
 
     type: Literal["usage"] = "usage"
     kind: UsageKind
-    quantity: Annotated[Count, Field(ge=1, le=1_000_000)] = 1
+    quantity: count(1, 1_000_000) = 1
     amount: Money | None = None
     currency: Currency | None = None
     feature: Annotated[str, Field(min_length=1, max_length=128)] | None = None
@@ -106,7 +159,12 @@ class PaymentEvent(_EventBase):
     failure_reason: FailureReason | None = Field(
         default=None, description="Required when status is failed."
     )
-    attempt: Annotated[Count, Field(ge=1, le=1000)] = 1
+    attempt: count(1, 1000) = 1
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: (_type_required(schema), schema.update({
+        "if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
+        "then": {"required": ["failure_reason"], "properties": {"failure_reason": {"not": {"type": "null"}}}},
+    })))
 
     @model_validator(mode="after")
     def _failure_has_reason(self) -> PaymentEvent:
@@ -146,7 +204,7 @@ class TicketEvent(_EventBase):
     priority: TicketPriority = TicketPriority.NORMAL
     category: TicketCategory = TicketCategory.OTHER
     sentiment: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False, strict=True)] | None = None
-    csat: Annotated[Count, Field(ge=1, le=5)] | None = None
+    csat: count(1, 5) | None = None
 
 
 class SubscriptionAction(StrEnum):
@@ -171,11 +229,16 @@ class SubscriptionEvent(_EventBase):
     previous_mrr: Money | None = None
     renews_at: EventTime | None = None
     cancel_reason: CancelReason | None = None
-    billing_period_months: Annotated[Count, Field(ge=1, le=120)] | None = Field(
+    billing_period_months: count(1, 120) | None = Field(
         default=None,
         description="Months billed at once (1 monthly, 12 annual); since schema_version 2. A move to a "
                     "longer period at a lower monthly price is a commitment, not a downgrade.",
     )
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: (_type_required(schema), schema.update({
+        "if": {"properties": {"billing_period_months": {"type": "integer"}}, "required": ["billing_period_months"]},
+        "then": {"required": ["schema_version"], "properties": {"schema_version": {"const": 2}}},
+    })))
 
     @model_validator(mode="after")
     def _version_has_field(self) -> SubscriptionEvent:
