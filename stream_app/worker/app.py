@@ -70,6 +70,9 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
+        # A standby copy in memory saves nothing: a memory store has no offsets of its own, so taking a
+        # partition over reads its changelog from the start anyway. Only the on-disk store resumes from one.
+        table_standby_replicas=0 if settings.store.startswith("memory") else 1,
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
