@@ -28,7 +28,7 @@ test: $(STAMP)
 # about 43 MB into .kafka/lib; needs a JDK 17+ and Maven), with the worker's
 # production settings.
 test-kafka: $(STAMP) kafka-jars
-	CHURNWATCH_TEST_BROKER=kafka $(BIN)/python -m pytest
+	TEST_BROKER=kafka $(BIN)/python -m pytest
 
 kafka-jars: $(STAMP)
 	$(BIN)/python -c 'from churnwatch.dev.kafka_broker import ensure_jars; print("Apache Kafka jars in", ensure_jars())'

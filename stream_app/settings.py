@@ -6,20 +6,19 @@ Faust itself reads unprefixed variables such as ``BROKER_URL`` and
 
 from __future__ import annotations
 
+import difflib
 import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churnwatch.schemas.events import EVENT_KIND, EVENT_KINDS
 
 ENV_PREFIX = "CHURNWATCH_"
-# Read by the test suite, not by the worker.
-NON_SETTING_VARIABLES = frozenset({"CHURNWATCH_TEST_BOOTSTRAP", "CHURNWATCH_TEST_BROKER"})
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
@@ -214,8 +213,37 @@ class Settings(BaseSettings):
         would leave a default in force without a word, so we refuse it.
         """
         environ = os.environ if environ is None else environ
-        known = {ENV_PREFIX + name.upper() for name in cls.model_fields} | NON_SETTING_VARIABLES
+        known = [variable(name) for name in cls.model_fields]
         unknown = sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
         if unknown:
-            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls()
+            raise SettingsError("; ".join(_unknown(name, known) for name in unknown)
+                                + " (churnwatch worker --help lists every setting)")
+        try:
+            return cls(**{} if environ is os.environ else {
+                name: environ[variable(name)] for name in cls.model_fields if variable(name) in environ})
+        except ValidationError as exc:
+            raise SettingsError(describe_settings_error(exc, environ)) from None
+
+
+def variable(field_name: str) -> str:
+    """The environment variable that sets a settings field."""
+    return ENV_PREFIX + field_name.upper()
+
+
+def _unknown(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.75)
+    return f"unknown setting {name}" + (f": did you mean {close[0]}?" if close else "")
+
+
+def describe_settings_error(exc: ValidationError, environ: Mapping[str, str]) -> str:
+    """One line per problem, naming the variable and the value it had (secrets hidden)."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field_name = str(error["loc"][0]) if error["loc"] else ""
+        if not field_name:
+            lines.append(error["msg"].removeprefix("Value error, "))
+            continue
+        name = variable(field_name)
+        shown = "(hidden)" if "password" in field_name else repr(environ.get(name, error.get("input")))
+        lines.append(f"{name}={shown}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)

@@ -6,7 +6,7 @@ broker host that hangs or a network partition. The embedded broker keeps its
 data in memory only, so a restart would be a new, empty cluster (topics,
 offsets and the state changelog gone); a pause keeps them, like a real
 cluster whose brokers come back. The test starts a broker of its own, of the
-kind the run uses (``CHURNWATCH_TEST_BROKER``).
+kind the run uses (``TEST_BROKER``).
 """
 
 from __future__ import annotations

