@@ -16,7 +16,6 @@ dashboard or rule of ours reads them.
 from __future__ import annotations
 
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from prometheus_client import (
@@ -32,6 +31,7 @@ from prometheus_client import (
 from churnwatch.rules.config import OutcomesConfig
 from churnwatch.rules.outcomes import Verdict
 from churnwatch.schemas.alert import Alert, RuleName, Severity
+from churnwatch.version import product_version, version_of
 
 # Event age spans seconds (live) to months (a backfill); processing spans microseconds to a second.
 AGE_BUCKETS = (1, 5, 30, 60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400, float("inf"))
@@ -42,11 +42,6 @@ PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 disable_created_metrics()
 
 
-def product_version() -> str:
-    """The installed churnwatch's version ("unknown" when run from files that were never installed)."""
-    return _version_of("churnwatch")
-
-
 class Metrics:
     def __init__(self) -> None:
         registry = self.registry = CollectorRegistry(auto_describe=True)
@@ -54,8 +49,8 @@ class Metrics:
         registry.register(PLATFORM_COLLECTOR)
         self.build = Gauge("churnwatch_build_info", "Always 1; the labels say which churnwatch runs on what",
                            ["version", "python", "faust", "river"], registry=registry)
-        self.build.labels(product_version(), platform.python_version(), _version_of("faust-streaming"),
-                          _version_of("river")).set(1)
+        self.build.labels(product_version(), platform.python_version(), version_of("faust-streaming"),
+                          version_of("river")).set(1)
         self.events = Counter("churnwatch_events_consumed", "Valid events processed, by type and outcome "
                               "(applied, duplicate, too_old)", ["type", "outcome"], registry=registry)
         self.rejected = Counter("churnwatch_events_rejected", "Messages rejected, by reason",
@@ -160,10 +155,3 @@ class Metrics:
         for label in ("negative", "positive"):
             count = summary.get(f"{label}_labels")
             self.model_labels.labels(label).set(count if isinstance(count, int) else 0)
-
-
-def _version_of(distribution: str) -> str:
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return "unknown"

@@ -7,7 +7,8 @@ import math
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from churnwatch.http.metrics import Metrics, product_version
+from churnwatch.http.metrics import Metrics
+from churnwatch.version import product_version
 
 
 def _samples(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:
