@@ -1,4 +1,8 @@
-"""The ``churnwatch`` command line."""
+"""churnwatch: churn alerts from the customer events on Kafka.
+
+Run the worker, check or publish files of events, replay or backtest a
+customer base offline, and try it all with a demo on an embedded broker.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,29 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import sys
+import textwrap
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
 from churnwatch.rules.config import RulesFileError
 from churnwatch.offline.backtest.warehouse import LayoutError
-from churnwatch.settings import SettingsError
+from churnwatch.settings import Settings, SettingsError, variable
+from churnwatch.version import product_version
+
+# The settings a command reads besides the worker (which reads them all): connection and topics.
+CLIENT_SETTINGS = ("bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+                   "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+                   "topic_usage", "topic_payments", "topic_tickets", "topic_subscriptions", "partitions")
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -25,7 +41,6 @@ def _worker(args: argparse.Namespace) -> int:
     from churnwatch.rules import load_rules
     from churnwatch.worker.app import build_app
     from churnwatch.dev.embedded_broker import tuned_for_broker
-    from churnwatch.settings import Settings
     from churnwatch.kafka.topics import cluster_id, ensure_topics
 
     settings = Settings.from_env()
@@ -52,6 +67,46 @@ def _broker(args: argparse.Namespace) -> int:
         stop.wait()
     print("broker stopped", flush=True)
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from churnwatch.event_files import FileCheck, checked_lines
+
+    check = FileCheck()
+    with Path(args.file).open("rb") as lines:
+        for number, checked in checked_lines(lines):
+            check.count(number, checked)
+    print(check.report("valid"))
+    return 1 if check.rejected else 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from churnwatch.event_files import FileCheck, checked_lines
+    from churnwatch.kafka.publisher import publish_file
+    from churnwatch.schemas.events import Event
+    from churnwatch.schemas.intake import Rejection
+    from churnwatch.kafka.topics import ensure_topics
+
+    settings = Settings.from_env()
+    if args.broker:
+        settings = settings.model_copy(update={"bootstrap_servers": args.broker})
+    path = Path(args.file)
+    check = FileCheck()
+    asyncio.run(ensure_topics(settings))
+    with Progress(transient=True) as progress, path.open("rb") as lines:
+        task = progress.add_task(f"publishing {path.name}", total=path.stat().st_size)
+
+        def checked() -> Iterator[Event | Rejection]:
+            for number, event in checked_lines(lines):
+                check.count(number, event)
+                progress.update(task, completed=lines.tell())
+                yield event
+
+        asyncio.run(publish_file(settings, checked()))
+    print(check.report(f"published to {settings.bootstrap_servers}"))
+    return 1 if check.rejected else 0
 
 
 def _schemas_export(args: argparse.Namespace) -> int:
@@ -146,7 +201,6 @@ def _simulate(args: argparse.Namespace) -> int:
           f" -> {args.out}, truth -> {truth_file}")
     if args.broker:
         from churnwatch.kafka.publisher import publish_paced
-        from churnwatch.settings import Settings
         from churnwatch.offline.simulator import DEFAULT_START
         from churnwatch.kafka.topics import ensure_topics
 
@@ -171,12 +225,53 @@ def _demo(args: argparse.Namespace) -> int:
                     seed=args.seed, timeout_s=args.timeout)
 
 
-def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="churnwatch", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
+def settings_help(fields: tuple[str, ...] | None = None) -> str:
+    """The ``CHURNWATCH_*`` variables a command reads, with their defaults: for its ``--help``."""
+    lines = ["environment (CHURNWATCH_*, defaults in brackets):"]
+    for name, info in Settings.model_fields.items():
+        if fields is not None and name not in fields:
+            continue
+        default = info.default
+        shown = "" if default is None else f" [{getattr(default, 'value', default)}]"
+        about = f": {info.description}" if info.description else ""
+        lines.append(f"  {variable(name)}{shown}{about}")
+    return "\n".join(lines)
 
-    worker = commands.add_parser("worker", help="run the stream worker (settings from CHURNWATCH_*)")
+
+def _command(commands: Any, name: str, help: str, fields: tuple[str, ...] | None | bool = False,
+             **options: Any) -> argparse.ArgumentParser:
+    """A subcommand; ``fields``: the settings it reads (None: all of them, False: none)."""
+    epilog = None if fields is False else settings_help(fields)  # type: ignore[arg-type]
+    description = textwrap.fill(options.pop("description", help), 88)
+    return commands.add_parser(name, help=help, description=description, epilog=epilog,
+                               formatter_class=argparse.RawDescriptionHelpFormatter, **options)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="churnwatch", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    root.add_argument("--version", action="version", version=f"churnwatch {product_version()}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = _command(commands, "worker", "run the stream worker", fields=None,
+                      description="Run the stream worker: events in, alerts, metrics and lookups out. It takes "
+                                  "no options: every setting comes from the environment, listed below.")
     worker.set_defaults(run=_worker)
+
+    validate = _command(commands, "validate", "check a file of events (JSON lines) as the worker would",
+                        description="Check every line of a file of events (one JSON event per line, any mix of "
+                                    "types) with the worker's own validation; print the count per type and each "
+                                    "rejected line's reason. Exit status 1 when a line is rejected.")
+    validate.add_argument("file", help="events, one JSON object per line")
+    validate.set_defaults(run=_validate)
+
+    publish = _command(commands, "publish", "publish a file of events to the input topics", fields=CLIENT_SETTINGS,
+                       description="Validate each line of a file of events and publish the valid ones, keyed by "
+                                   "customer_id, to their type's topic (creating the topics if need be). Rejected "
+                                   "lines are counted with their reasons and not sent; exit status 1 then.")
+    publish.add_argument("file", help="events, one JSON object per line")
+    publish.add_argument("--broker", help="bootstrap servers (default: CHURNWATCH_BOOTSTRAP_SERVERS)")
+    publish.set_defaults(run=_publish)
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
     broker.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
@@ -221,7 +316,8 @@ def parser() -> argparse.ArgumentParser:
     backtest.add_argument("--no-reference", action="store_true", help="skip the offline reference model")
     backtest.set_defaults(run=_backtest)
 
-    simulate = commands.add_parser("simulate", help="write a simulated customer base with known outcomes")
+    simulate = _command(commands, "simulate", "write a simulated customer base with known outcomes",
+                        fields=CLIENT_SETTINGS)
     simulate.add_argument("--customers", type=int, default=1000)
     simulate.add_argument("--days", type=int, default=120)
     simulate.add_argument("--seed", type=int, default=1)
@@ -244,11 +340,29 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # The client's own "unable to connect" lines would print before our one-line answer; the worker's logging
+    # (set up when it starts) still shows them.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         return int(args.run(args))
     except (ValidationError, SettingsError) as exc:
-        print(f"churnwatch: invalid settings:\n{exc}", file=sys.stderr)
+        print(f"churnwatch: invalid settings: {exc}", file=sys.stderr)
         return 2
     except (RulesFileError, LayoutError) as exc:
         print(f"churnwatch: {exc}", file=sys.stderr)
         return 2
+    except (KafkaConnectionError, TimeoutError) as exc:
+        servers = getattr(args, "broker", None) or _bootstrap_servers()
+        print(f"churnwatch: cannot reach the Kafka broker at {servers} ({type(exc).__name__}); is it running, "
+              "and is CHURNWATCH_BOOTSTRAP_SERVERS right?", file=sys.stderr)
+        return 3
+    except KafkaError as exc:
+        print(f"churnwatch: Kafka refused: {exc}", file=sys.stderr)
+        return 3
+
+
+def _bootstrap_servers() -> str:
+    try:
+        return Settings.from_env().bootstrap_servers
+    except (ValidationError, SettingsError):
+        return "(unreadable CHURNWATCH_BOOTSTRAP_SERVERS)"

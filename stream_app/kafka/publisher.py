@@ -15,6 +15,7 @@ from types import TracebackType
 from aiokafka import AIOKafkaProducer
 
 from churnwatch.schemas.events import Event
+from churnwatch.schemas.intake import Rejection
 from churnwatch.kafka.security import aiokafka_options
 from churnwatch.settings import Settings
 
@@ -56,6 +57,32 @@ class EventPublisher:
         tb: TracebackType | None,
     ) -> None:
         await self.producer.stop()
+
+
+async def publish_file(settings: Settings, events: Iterable[Event | Rejection], window: int = 2000) -> int:
+    """Publish the events among ``events`` (a rejected line is skipped: it was counted); how many.
+
+    Sent in windows of ``window`` unacknowledged messages: one round trip
+    per event would make a large file take minutes.
+    """
+    producer = make_producer(settings, linger_ms=5)
+    await producer.start()
+    sent = 0
+    pending: list[asyncio.Future[object]] = []
+    try:
+        for event in events:
+            if isinstance(event, Rejection):
+                continue
+            key, value = encode(event)
+            pending.append(await producer.send(settings.topic_for(event.type), value=value, key=key))
+            sent += 1
+            if len(pending) >= window:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
 
 
 async def publish_paced(

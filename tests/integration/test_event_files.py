@@ -1,0 +1,61 @@
+"""``churnwatch validate`` and ``churnwatch publish``: a file of events checked, and sent, as the worker takes them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from churnwatch.cli import main
+from churnwatch.dev.worker_process import settings_env
+from churnwatch.kafka.reader import collect
+from tests.support.brokers import Broker
+from tests.support.worker import make_settings
+
+pytestmark = pytest.mark.integration
+
+BASE = {"occurred_at": "2026-01-05T12:00:00Z"}
+GOOD = [
+    {**BASE, "type": "usage", "event_id": "u-1", "customer_id": "acme", "kind": "login"},
+    {**BASE, "type": "payment", "event_id": "p-1", "customer_id": "acme", "status": "failed", "invoice_id": "i-1",
+     "amount": 10.0, "currency": "EUR", "failure_reason": "card_expired"},
+    {**BASE, "type": "usage", "event_id": "u-2", "customer_id": "globex", "kind": "purchase"},
+]
+BAD = [
+    {**BASE, "type": "payment", "event_id": "p-2", "customer_id": "acme", "status": "failed", "invoice_id": "i-2",
+     "amount": 10.0, "currency": "EUR"},
+    {**BASE, "event_id": "x-1", "customer_id": "acme", "kind": "login"},
+]
+
+
+def _file(tmp_path: Path) -> Path:
+    path = tmp_path / "events.jsonl"
+    lines = [json.dumps(doc) for doc in GOOD[:2]] + ["", json.dumps(BAD[0]), "{not json", json.dumps(GOOD[2]),
+                                                     json.dumps(BAD[1])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_validate_counts_and_explains_each_rejected_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(_file(tmp_path))]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("3 events valid (1 payment, 2 usage)\n"
+                          "3 lines rejected (1 invalid_schema, 1 not_json, 1 unknown_type):\n")
+    assert "  line 4: invalid_schema: " in out and "failure_reason is required" in out
+    assert "  line 5: not_json: " in out and "  line 7: unknown_type: " in out
+
+
+def test_publish_sends_the_valid_lines_keyed_to_their_topics(broker: Broker, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(broker, tmp_path / "data")
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert main(["publish", str(_file(tmp_path))]) == 1  # some lines were rejected
+    assert "3 events published to" in capsys.readouterr().out
+    usage = asyncio.run(collect(settings.bootstrap_servers, settings.topic_usage, lambda rs: len(rs) >= 2, 30))
+    payments = asyncio.run(collect(settings.bootstrap_servers, settings.topic_payments, lambda rs: len(rs) >= 1, 30))
+    assert sorted((r.key, json.loads(r.value)["event_id"]) for r in usage) == [(b"acme", "u-1"), (b"globex", "u-2")]
+    assert [(r.key, json.loads(r.value)["event_id"]) for r in payments] == [(b"acme", "p-1")]
