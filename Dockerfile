@@ -1,5 +1,5 @@
 # The churnwatch worker for a real Kafka cluster (no embedded broker inside).
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
