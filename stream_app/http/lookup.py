@@ -16,7 +16,8 @@ from aiokafka.partitioner import murmur2
 from churnwatch.model import ChurnModel
 from churnwatch.rules import CustomerState
 from churnwatch.rules.clock_math import iso
-from churnwatch.rules.features import inputs, observe
+from churnwatch.rules.features import LONG_DAYS, inputs, observe
+from churnwatch.rules.state import Observation
 
 # host -> topic -> partitions, as Faust's router tells it for a table.
 Holders = Mapping[str, Mapping[str, Any]]
@@ -54,6 +55,7 @@ class CustomerLookup:
         risk = state.risk
         observation = observe(state, state.last_event_at)
         values = {name: round(value, 4) for name, value in inputs(observation, self.model.feature_set).items()}
+        ready = self.model.ready
         return {
             "customer_id": customer_id,
             "first_seen_at": iso(state.first_seen_at),
@@ -62,11 +64,13 @@ class CustomerLookup:
             "plan": state.subscription.plan if state.subscription else None,
             "mrr": state.mrr,
             "cancelled_at": iso(state.cancelled_at),
-            "features": values,
+            "features": plain_features(observation),
+            "model_inputs": values,
             "risk": {
-                # Scored now, from what was known at the customer's last event.
-                "probability": round(self.model.score(observation).probability, 4),
-                "model_ready": self.model.ready,
+                # Scored now, from what was known at the customer's last event; none before the model has
+                # passed its gate (a guess would read like a verdict).
+                "probability": round(self.model.score(observation).probability, 4) if ready else None,
+                "model_ready": ready,
                 "assessed": None if risk is None else risk.assessed,
                 "assessed_at": None if risk is None else iso(risk.assessed_at),
                 "rank_share": None if risk is None else risk.rank,
@@ -78,3 +82,12 @@ class CustomerLookup:
             ],
             "next_due_at": iso(state.next_due_at),
         }
+
+
+def plain_features(observation: Observation) -> dict[str, object]:
+    """What the model sees, in the units a person reads: days, counts, shares (its inputs are log-scaled)."""
+    plain: dict[str, object] = observation.model_dump(exclude={"counts"})
+    plain["active_share_28d"] = round(observation.active_days_28 / LONG_DAYS, 4)
+    plain["usage"] = {name: {"last_7_days": recent, "last_28_days": month, "28_days_before": before}
+                      for name, (recent, month, before) in observation.counts.items()}
+    return plain

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from churnwatch.http.lookup import CustomerLookup, partition_of
 from churnwatch.model import ChurnModel
 from churnwatch.offline.replay import Replay
@@ -21,7 +23,19 @@ def test_a_known_customer_is_summed_up_with_its_open_episodes() -> None:
     summary = _lookup().summary("acme")
     assert summary is not None and summary["customer_id"] == "acme"
     assert [e["rule"] for e in summary["open_episodes"]] == ["payment_failure"]  # type: ignore[index, union-attr]
-    assert summary["risk"]["model_ready"] is False  # type: ignore[index]
+    risk = summary["risk"]
+    assert risk["model_ready"] is False and risk["probability"] is None  # type: ignore[index]
+
+
+def test_features_read_in_plain_units_beside_the_models_inputs() -> None:
+    summary = _lookup().summary("acme")
+    assert summary is not None
+    features, inputs = summary["features"], summary["model_inputs"]
+    # Seen on day 1 and 2: one day of tenure at its last event, one login, one unpaid failure.
+    assert features["tenure_days"] == 1.0 and features["unpaid_failures"] == 1  # type: ignore[index]
+    assert features["days_since_login"] == 1.0 and features["active_days_28"] == 1  # type: ignore[index]
+    assert features["usage"]["login"] == {"last_7_days": 1, "last_28_days": 1, "28_days_before": 0}  # type: ignore[index]
+    assert inputs["tenure_days"] == round(math.log1p(1.0), 4)  # type: ignore[index]
 
 
 def test_an_unknown_customer_has_no_summary_and_its_owner_is_the_holder_of_its_partition() -> None:
