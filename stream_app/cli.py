@@ -42,6 +42,7 @@ def _worker(args: argparse.Namespace) -> int:
     from churnwatch.worker.app import build_app
     from churnwatch.dev.embedded_broker import tuned_for_broker
     from churnwatch.kafka.topics import cluster_id, ensure_topics
+    from churnwatch.logs import logging_config
 
     settings = Settings.from_env()
     rules = load_rules(settings.rules_file)  # a bad rules file stops us before we connect
@@ -50,7 +51,9 @@ def _worker(args: argparse.Namespace) -> int:
     settings = tuned_for_broker(settings, loop.run_until_complete(cluster_id(settings)))
     loop.run_until_complete(ensure_topics(settings))
     app = build_app(settings, rules)
-    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
+    config = logging_config(settings.log_format, settings.log_level)
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, logging_config=config,
+                          quiet=config is not None)  # quiet: no banner among the JSON lines
     worker.execute_from_commandline()
     return 0
 

@@ -147,7 +147,9 @@ class Settings(BaseSettings):
         description="Largest fetch per partition. A restart reads the whole state changelog back at this pace: "
                     "with Faust's 1 MiB a worker restored half as fast.",
     )
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: for a person (coloured on a terminal); json: one JSON object a line.")
 
     @field_validator("bootstrap_servers")
     @classmethod

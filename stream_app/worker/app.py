@@ -110,6 +110,7 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)
     app.task(processor.follower.run)
+    app.task(processor.announce)
 
     async def forward(owner: str, web: Any, request: Any) -> Any:
         return await answer_from(app, owner, web, request)

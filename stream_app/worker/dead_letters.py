@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from churnwatch.http.metrics import Metrics
+from churnwatch.logs import RejectionLog
 from churnwatch.schemas.dead_letter import DeadLetter
 from churnwatch.schemas.intake import Rejection
 
@@ -43,19 +44,19 @@ def dead_letter(topic: str, partition: int, offset: int, key: bytes | None, valu
 
 
 class DeadLetters:
-    """Sends a rejected message's dead letter, counts it and logs why."""
+    """Sends a rejected message's dead letter, counts it and logs why (a few a minute, then a count)."""
 
     def __init__(self, topic: Any, metrics: Metrics) -> None:
         """``topic``: the dead-letter topic (anything with an async ``send(key=, value=)``)."""
         self.topic = topic
         self.metrics = metrics
+        self.log = RejectionLog(log)
 
     async def send(self, message: Any, rejection: Rejection, now: datetime) -> None:
         """``message``: the Kafka message (topic, partition, offset, key, value)."""
         record = dead_letter(message.topic, message.partition, message.offset, message.key, message.value,
                              rejection, now)
-        log.warning("rejected %s[%d]@%d: %s: %s", message.topic, message.partition,
-                    message.offset, rejection.reason, rejection.error)
+        self.log.rejected(f"{message.topic}[{message.partition}]@{message.offset}", rejection)
         self.metrics.rejected.labels(rejection.reason.value).inc()
         self.metrics.dead_letters.inc()
         await self.topic.send(key=message.key, value=record.model_dump_json().encode())

@@ -9,6 +9,7 @@ happens, the worker goes on to the next message.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from churnwatch.scoreboard import Scoreboard
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.intake import Rejection, decode_event
 from churnwatch.settings import Settings
+from churnwatch.version import product_version
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.clock import Clock, make_clock
 from churnwatch.worker.dead_letters import DeadLetters
@@ -84,6 +86,7 @@ class Processor:
         self.runner = Runner(rules, self.model, self.states, self.index, self.clock)
         self.sweeper = Sweeper(app, settings, self.clock, self.index, ticks, self.metrics)
         self.dead_letters = DeadLetters(app.topic(settings.topic_dead_letters, **_RAW_BYTES), self.metrics)
+        self._labels_logged: object = None
         self.lookup = CustomerLookup(self.states.get, self.model, settings.partitions,
                                      self.table.changelog_topic.get_topic_name,
                                      lambda: self.app.router.table_metadata(STATE_TABLE))
@@ -168,8 +171,17 @@ class Processor:
         """Save the model and the alert outcomes, so a restart resets neither."""
         self.model.save(self.settings.model_file)
         self.scoreboard.save(self.settings.scoreboard_file)
+        self.dead_letters.log.flush_if_due()
         summary = self.model.summary()
-        log.info("model checkpoint: %d labels, ROC AUC %s", summary["labels"], summary["roc_auc"])
+        if summary["labels"] != self._labels_logged:  # said when it changed, not every minute
+            self._labels_logged = summary["labels"]
+            log.info("model checkpoint: %d labels, ROC AUC %s", summary["labels"], summary["roc_auc"])
+
+    async def announce(self) -> None:
+        """One line at start with the settings in force (secrets hidden), so a log says what ran."""
+        shown = self.settings.model_dump(mode="json")
+        log.info("churnwatch %s starting with settings %s", product_version(), json.dumps(shown, sort_keys=True),
+                 extra={"settings": shown})
 
     async def _on_changelog_event(self, changelog_event: EventT[bytes]) -> None:
         """Rebuild the due index from recovered (or standby) state."""

@@ -1,4 +1,4 @@
-"""Operations on a running worker: /metrics after known traffic, /readyz, /healthz, customer lookup."""
+"""Operations on a running worker: /metrics after known traffic, /readyz, /healthz, customer lookup, its logs."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ WAIT_S = 90.0
 
 @pytest.fixture(scope="module")
 def worker(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
-    with running_worker(broker, tmp_path_factory.mktemp("ops")) as pair:
+    with running_worker(broker, tmp_path_factory.mktemp("ops"), log_format="json") as pair:
         yield pair
 
 
@@ -127,6 +127,23 @@ def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settin
     assert summary["features"]["unpaid_failures"] > 0
     status, body = http_get(settings, "/customers/nobody-here")
     assert status == 404 and b"nobody-here" in body
+
+
+def test_json_logs_are_one_object_a_line_and_start_with_the_settings(worker: tuple[Settings, WorkerProcess]) -> None:
+    """Runs after the traffic above: its rejected message is logged with its reason."""
+    settings, process = worker
+
+    def rejection_logged() -> list[dict[str, object]] | None:
+        lines = [line for line in process.log_text().splitlines() if line.strip()]
+        records = [json.loads(line) for line in lines]  # every line parses
+        return records if any(r.get("reason") == "not_json" for r in records) else None
+
+    records = wait_for(rejection_logged)
+    assert records, process.log_text()[-3000:]
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    (start,) = [r for r in records if str(r["message"]).startswith("churnwatch ")]
+    assert start["settings"]["bootstrap_servers"] == settings.bootstrap_servers  # type: ignore[index]
+    assert start["settings"]["log_format"] == "json"  # type: ignore[index]
 
 
 def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> None:

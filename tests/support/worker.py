@@ -44,9 +44,9 @@ def make_settings(broker: Broker, data_dir: Path, **overrides: object) -> Settin
 
 
 @contextlib.contextmanager
-def running_worker(broker: Broker, tmp: Path) -> Iterator[tuple[Settings, WorkerProcess]]:
+def running_worker(broker: Broker, tmp: Path, **overrides: object) -> Iterator[tuple[Settings, WorkerProcess]]:
     """A worker process with topics of its own; stopped at the end, which must be clean."""
-    settings = make_settings(broker, tmp / "data")
+    settings = make_settings(broker, tmp / "data", **overrides)
     asyncio.run(ensure_topics(settings))
     worker = WorkerProcess(settings, tmp / "worker.log", broker.worker_env).start()
     try:
