@@ -11,7 +11,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY schemas ./schemas
 COPY rules ./rules
 COPY stream_app ./stream_app
-RUN pip install --no-cache-dir -c constraints.txt . \
+RUN pip install --no-cache-dir -c constraints.txt ".[worker]" \
     && useradd --system --uid 10001 --home-dir /data --create-home churnwatch
 
 USER churnwatch

@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "churnwatch needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[embedded,test,eval]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[worker,embedded,test,eval]'
 	@touch $@
 
 demo: $(STAMP)
@@ -36,7 +36,7 @@ kafka-jars: $(STAMP)
 # Re-resolve the pins from pyproject.toml into constraints.txt (needs the index).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check '.[embedded,test,eval]'
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check '.[worker,embedded,test,eval]'
 	.lock-venv/bin/python -m pip freeze --exclude churnwatch > constraints.txt
 	rm -rf .lock-venv
 

@@ -29,6 +29,9 @@ from churnwatch.offline.backtest.warehouse import LayoutError
 from churnwatch.settings import Settings, SettingsError, variable
 from churnwatch.version import product_version
 
+# What the light install (publishers: `pip install churnwatch`) leaves out; `churnwatch[worker]` brings them.
+WORKER_MODULES = frozenset({"faust", "mode", "river", "prometheus_client", "aiohttp", "numpy", "scipy"})
+
 # The settings a command reads besides the worker (which reads them all): connection and topics.
 CLIENT_SETTINGS = ("bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
                    "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
@@ -362,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaError as exc:
         print(f"churnwatch: Kafka refused: {exc}", file=sys.stderr)
         return 3
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in WORKER_MODULES:
+            raise
+        print(f"churnwatch: '{args.command}' needs the worker's dependencies ({exc.name} is missing): "
+              "pip install 'churnwatch[worker]'", file=sys.stderr)
+        return 2
 
 
 def _bootstrap_servers() -> str:

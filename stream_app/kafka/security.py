@@ -7,12 +7,12 @@ worker, the topic set-up and the publisher connect the same way.
 from __future__ import annotations
 
 import ssl
-from typing import Any
-
-import faust
-from faust.types.auth import CredentialsT
+from typing import TYPE_CHECKING, Any
 
 from churnwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -26,7 +26,9 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
-    """Faust's ``broker_credentials`` (None: plaintext)."""
+    """Faust's ``broker_credentials`` (None: plaintext). Faust is imported here: publishers never need it."""
+    import faust
+
     context = ssl_context(settings)
     if settings.kafka_security_protocol.startswith("SASL"):
         assert settings.kafka_sasl_username and settings.kafka_sasl_password  # checked by Settings

@@ -7,6 +7,7 @@ other distributions (``rules`` is a popular one's import name).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -56,3 +57,26 @@ def test_every_package_folder_and_the_default_rules_are_in_the_wheel(wheel: zipf
     packaged = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
     assert packaged == _source_packages()
     assert "churnwatch/rules/default_rules.toml" in names
+
+
+def test_a_plain_install_is_the_light_one_for_publishers(wheel: zipfile.ZipFile) -> None:
+    """``pip install churnwatch``: the contracts and the publisher; the worker is ``churnwatch[worker]``."""
+    metadata = next(name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
+    requires = [line.split(":", 1)[1].strip() for line in wheel.read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist:")]
+    plain = {re.split(r"[<>=\[; ]", r)[0].lower() for r in requires if "extra ==" not in r}
+    assert plain == {"aiokafka", "pydantic", "pydantic-settings", "rich"}
+    worker = {re.split(r"[<>=\[; ]", r)[0].lower() for r in requires if "extra == \"worker\"" in r}
+    assert {"faust-streaming", "river", "prometheus-client"} <= worker
+
+
+def test_the_publishers_modules_import_nothing_of_the_workers() -> None:
+    code = ("import sys, churnwatch.schemas.events, churnwatch.schemas.export, churnwatch.kafka.publisher, "
+            "churnwatch.event_files, churnwatch.cli; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])))")
+    from churnwatch.cli import WORKER_MODULES
+
+    found = subprocess.run([sys.executable, "-c", code, *WORKER_MODULES], capture_output=True, text=True,
+                           timeout=60, cwd=ROOT)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip() == "[]"
