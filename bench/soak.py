@@ -181,7 +181,7 @@ def run_soak(bootstrap: str, workdir: Path, events: int, customers: int, worker_
 
     Rounds keep the four topics within a round of each other, as live
     traffic is; a backlog published all at once would be read with the
-    small topics months ahead of the usage topic (see README, Guarantees).
+    small topics months ahead of the usage topic (see docs/guarantees.md).
     Stops early when nothing moves for ``stall_s`` seconds or the worker dies.
     """
     began = time.monotonic()

@@ -10,7 +10,7 @@ never learns from the future.
 Both labels wait for the end of the horizon, even when a cancellation tells
 the answer earlier. Learning churners at once and everyone else a month later
 shows the model, at any moment, the recent snapshots of churners only: it
-learns "recent means churn" (README, "The online model", has the figures).
+learns "recent means churn" (docs/model.md has the figures).
 """
 
 from __future__ import annotations

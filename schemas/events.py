@@ -3,7 +3,7 @@
 Every event is a JSON object with a ``type`` discriminator, so one topic or one
 JSONL file may mix all four kinds and still be validated line by line.
 
-Choices that publishers should know (also in the README):
+Choices that publishers should know (also in docs/publishing.md):
 
 * Unknown fields are rejected (``extra="forbid"``): a misspelt optional field
   would otherwise vanish silently and the rules would see a default instead.

@@ -10,7 +10,7 @@ Each file is named by contract and version (``event.v2.schema.json``) and
 carries a ``$id`` of the same two. The alert and dead-letter schemas are
 open where we may grow: a subscriber that validates them keeps working when
 a minor release adds a field, a rule, a reject reason or an evidence key
-(README, "Compatibility").
+(docs/publishing.md, "Compatibility").
 """
 
 from __future__ import annotations

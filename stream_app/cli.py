@@ -310,7 +310,7 @@ def parser() -> argparse.ArgumentParser:
     backtest.add_argument("export", nargs="?", help="directory with events.csv[.gz] and subscriptions.csv[.gz]")
     backtest.add_argument("--events", help="the events CSV (account, time, event name, value)")
     backtest.add_argument("--subscriptions", help="the subscriptions CSV (account, product, start, end, mrr, ...)")
-    backtest.add_argument("--mapping", help="column mapping (TOML); see the README, 'Backtest on your own export'")
+    backtest.add_argument("--mapping", help="column mapping (TOML); see docs/alert-quality.md, 'Backtest on your own export'")
     backtest.add_argument("--jsonl", help="a churnwatch event file instead of an export")
     backtest.add_argument("--truth", help="with --jsonl: who churned and when (as churnwatch simulate writes)")
     backtest.add_argument("--end", help="where the data ends (default: the latest subscription period start, "

@@ -22,8 +22,8 @@ from churnwatch.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
 
-# Faust settings that made a worker reliable on this broker (see README,
-# "The embedded broker"): short sessions because the broker does not drop a
+# Faust settings that made a worker reliable on this broker (see
+# docs/running.md, "The embedded broker"): short sessions because the broker does not drop a
 # departed member, and one record per producer batch because after a
 # multi-record batch it reports the end offset as the batch's first offset
 # plus one, which made changelog recovery stop short.

@@ -9,7 +9,7 @@ towards ``a = 1, b = 0`` (no change) with the weight of ``prior`` pairs.
 
 The pull matters: the recent pairs are a horizon old, and the churn rate
 drifts, so a curve fitted to them alone chases a rate that has moved on.
-Measured on the shared socialnet7 base (README, "The online model"), a pull
+Measured on the shared socialnet7 base (docs/model.md), a pull
 worth half the gate window kept the online ROC AUC of the raw scores and
 brought the log loss below the constant predictor's; no pull lost both.
 ``a`` never goes below zero: calibration may flatten the ranking, never

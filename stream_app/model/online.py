@@ -10,7 +10,7 @@ snapshots are near copies, and a model that learned one "recognises" the
 next (on the shared crm6 base, whose churn is random, a first version of the
 gate that judged that way read ROC AUC 0.80 and let 137 alerts through).
 
-Chosen by measurement (README, "The online model"): plain SGD at 0.003, no
+Chosen by measurement (docs/model.md): plain SGD at 0.003, no
 weighting of the rare positives (weighting them, as earlier versions did,
 cost ROC AUC on every base tried and made the scores over-confident).
 

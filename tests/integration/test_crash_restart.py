@@ -1,6 +1,6 @@
 """Crash, restart and takeover: a worker is SIGKILLed in the middle of the stream.
 
-The promise (README, "Guarantees"): at-least-once processing, state updates
+The promise (docs/guarantees.md): at-least-once processing, state updates
 idempotent by event id, deterministic alert ids. So after the crash every
 expected alert arrives, a repeat is a copy of an alert already sent (a
 message the killed worker had processed but not committed), and the table
