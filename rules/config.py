@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from churnwatch.schemas.alert import Severity
+from churnwatch.schemas.alert import RuleName, Severity
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("default_rules.toml")
 
@@ -82,6 +82,40 @@ class RevenueChurnConfig(_Section):
     commitment_max_discount: Fraction = 0.25
 
 
+class OnboardingStalledConfig(_Section):
+    enabled: bool = True
+    window_days: Days = 21
+    check_day: Days = 7
+    min_active_share: Fraction = 0.5
+    key_events: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
+    min_key_events: Annotated[int, Field(ge=0)] = 0
+    severity: Severity = Severity.WARNING
+
+    @model_validator(mode="after")
+    def _check_within_window(self) -> OnboardingStalledConfig:
+        if self.check_day >= self.window_days:
+            raise ValueError("check_day must be less than window_days")
+        return self
+
+
+class RenewalAtRiskConfig(_Section):
+    enabled: bool = True
+    lead_days: dict[str, Days] = Field(default_factory=lambda: {"1": 10, "3": 30, "6": 45, "12": 90})
+    activity_drop: Fraction = 0.3
+    min_active_share: Fraction = 0.3
+    open_episodes: tuple[RuleName, ...] = (RuleName.PAYMENT_FAILURE, RuleName.SUPPORT_DISTRESS,
+                                           RuleName.DISENGAGEMENT, RuleName.ONBOARDING_STALLED)
+    model_risk: bool = True
+    severity: Severity = Severity.WARNING
+
+    @model_validator(mode="after")
+    def _periods_are_months(self) -> RenewalAtRiskConfig:
+        for period in self.lead_days:
+            if not period.isdigit() or not 1 <= int(period) <= 120:
+                raise ValueError(f"lead_days: {period!r} is not a billing period in months (1..120)")
+        return self
+
+
 class ModelFeaturesConfig(_Section):
     # Usage names (``kind`` or ``kind:feature``) that always get features of their own.
     names: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
@@ -134,6 +168,8 @@ class RulesConfig(_Section):
     payment_failure: PaymentFailureConfig = PaymentFailureConfig()
     support_distress: SupportDistressConfig = SupportDistressConfig()
     revenue_churn: RevenueChurnConfig = RevenueChurnConfig()
+    onboarding_stalled: OnboardingStalledConfig = OnboardingStalledConfig()
+    renewal_at_risk: RenewalAtRiskConfig = RenewalAtRiskConfig()
     model: ModelConfig = ModelConfig()
     outcomes: OutcomesConfig = OutcomesConfig()
 

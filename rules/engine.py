@@ -16,7 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from churnwatch.rules import disengagement, labels, model_risk, outcomes, payment, revenue, support
+from churnwatch.rules import (
+    disengagement,
+    labels,
+    model_risk,
+    onboarding,
+    outcomes,
+    payment,
+    renewal,
+    revenue,
+    support,
+)
 from churnwatch.rules.clock_math import HOUR, iso_date, to_seconds
 from churnwatch.rules.condition import Rule
 from churnwatch.rules.config import RulesConfig
@@ -30,7 +40,8 @@ from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.events import EVENT_KINDS, Event
 
 RULES: tuple[Rule, ...] = (
-    disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, model_risk.RULE,
+    disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, onboarding.RULE, model_risk.RULE,
+    renewal.RULE,
 )
 DEFAULT_CONFIG = RulesConfig()
 # The rules each event model feeds, from their ``fed_by``.

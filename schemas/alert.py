@@ -47,6 +47,8 @@ class RuleName(StrEnum):
     SUPPORT_DISTRESS = "support_distress"
     REVENUE_CHURN = "revenue_churn"
     MODEL_RISK = "model_risk"
+    ONBOARDING_STALLED = "onboarding_stalled"
+    RENEWAL_AT_RISK = "renewal_at_risk"
 
 
 EvidenceValue = str | int | float | bool | None

@@ -55,8 +55,8 @@ def ticket(at: datetime, action: str = "opened", customer: str = "c1", ticket_id
 
 def subscription(at: datetime, mrr: float, action: str = "plan_changed", customer: str = "c1",
                  previous_mrr: float | None = None, plan: str = "pro",
-                 billing_period_months: int | None = None) -> SubscriptionEvent:
+                 billing_period_months: int | None = None, renews_at: datetime | None = None) -> SubscriptionEvent:
     return SubscriptionEvent(event_id=_id("sub"), customer_id=customer, occurred_at=at,
                              action=action, plan=plan, mrr=mrr, previous_mrr=previous_mrr,
-                             billing_period_months=billing_period_months,
+                             billing_period_months=billing_period_months, renews_at=renews_at,
                              schema_version=1 if billing_period_months is None else 2)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from churnwatch.rules import disengagement, model_risk, payment, revenue, support
+from churnwatch.rules import disengagement, model_risk, onboarding, payment, renewal, revenue, support
 from churnwatch.rules.condition import Rule
 from churnwatch.rules.config import load_rules
 from churnwatch.schemas.events import Event
@@ -34,8 +34,23 @@ HISTORIES: dict[str, list[list[Event]]] = {
          subscription(day(30), 0.0, "cancelled")],
     ],
     "model_risk": [[login(day(0)), usage(day(3), quantity=4), login(day(20))]],
+    "onboarding_stalled": [
+        [subscription(day(0), 50.0, "started"), login(day(0.5)), login(day(9.5)), usage(day(12.2)),
+         *(login(day(n + 0.3)) for n in range(13, 19))],
+        [subscription(day(0), 50.0, "started"), *(login(day(n + 0.5)) for n in range(0, 6)), login(day(15)),
+         subscription(day(17), 0.0, "cancelled")],
+    ],
+    "renewal_at_risk": [
+        [subscription(day(0), 90.0, "started", billing_period_months=1, renews_at=day(30)), login(day(1)),
+         usage(day(2), quantity=8), failed(day(22)), login(day(26)),
+         subscription(day(30), 90.0, "renewed", billing_period_months=1, renews_at=day(60))],
+        [subscription(day(0), 300.0, "started", billing_period_months=6, renews_at=day(50)),
+         *(usage(day(n + 0.5), quantity=3) for n in range(0, 20)), ticket(day(30), priority="urgent"),
+         subscription(day(45), 0.0, "cancelled")],
+    ],
 }
-RULES: list[Rule] = [disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, model_risk.RULE]
+RULES: list[Rule] = [disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, onboarding.RULE,
+                     model_risk.RULE, renewal.RULE]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name.value)

@@ -1,0 +1,61 @@
+"""Renewal at risk: a renewal ahead and a weak sign, through the same runner as the worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from churnwatch.rules.config import RenewalAtRiskConfig
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.events import SubscriptionEvent
+from churnwatch.testing import day, failed, login, run, usage
+
+
+def _sub(at: datetime, action: str, renews: datetime | None, months: int = 12, mrr: float = 400.0,
+         event_id: str | None = None) -> SubscriptionEvent:
+    return SubscriptionEvent(event_id=event_id or f"sub-{action}-{at.isoformat()}", customer_id="c1",
+                             occurred_at=at, action=action, plan="annual", mrr=mrr, renews_at=renews,
+                             billing_period_months=months, schema_version=2)
+
+
+def _renewal(alerts: list[Alert]) -> list[Alert]:
+    return [a for a in alerts if a.rule.value == "renewal_at_risk"]
+
+
+def _busy(first: int, last: int) -> list:  # type: ignore[type-arg]
+    return [e for n in range(first, last) for e in (login(day(n + 0.4)), usage(day(n + 0.5), quantity=5))]
+
+
+def test_an_annual_customer_thinning_is_flagged_ninety_days_before_the_renewal() -> None:
+    events = [_sub(day(0), "started", day(365)), *_busy(0, 260), *_busy(260, 300)[::8]]
+    alerts = _renewal(run(events, until=day(300)))
+    assert alerts and alerts[0].status.value == "firing"
+    fired = alerts[0]
+    assert fired.triggered_at.date() == day(275).date()  # 90 days before 2027-01-01
+    assert "The 12-month subscription renews on 2027-01-01, in 90 days" in fired.reasons[0]
+    assert "usage down" in fired.reasons[1] and fired.evidence["revenue_at_stake"] == 4800.0
+
+
+def test_a_busy_customer_near_renewal_is_not_flagged() -> None:
+    assert _renewal(run([_sub(day(0), "started", day(120), months=6), *_busy(0, 120)], until=day(119))) == []
+
+
+def test_an_open_payment_episode_is_a_weak_sign_and_renewal_resolves_it() -> None:
+    events = [_sub(day(0), "started", day(60), months=1, mrr=90.0), *_busy(0, 59),
+              failed(day(52), "card_expired"), _sub(day(60), "renewed", day(90), months=1, mrr=90.0)]
+    alerts = _renewal(run(events, until=day(61)))
+    assert [a.status.value for a in alerts] == ["firing", "resolved"]
+    assert "open payment failure episode" in alerts[0].reasons[1]
+    assert alerts[0].triggered_at == day(52.4)  # seen at the customer's next event after the failure
+    assert alerts[1].reasons[0] == "The subscription renewed, next renewal 2026-04-01"
+
+
+def test_a_cancellation_resolves_it_and_a_term_below_every_entry_is_not_watched() -> None:
+    quiet = [_sub(day(0), "started", day(30), months=1, mrr=20.0), login(day(0.5)),
+             _sub(day(25), "cancelled", None, months=1, mrr=0.0)]
+    alerts = _renewal(run(quiet, until=day(40)))
+    assert [a.status.value for a in alerts] == ["firing", "resolved"]
+    assert alerts[1].reasons[0] == "Closed: the customer cancelled on 2026-01-26"
+    only_annual = RenewalAtRiskConfig(lead_days={"12": 90})
+    from churnwatch.rules import RulesConfig
+
+    assert _renewal(run(quiet, RulesConfig(renewal_at_risk=only_annual), until=day(40))) == []
