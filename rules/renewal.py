@@ -88,10 +88,12 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
     if found is None:
         return None
     renews_at, lead, months = found
-    if not renews_at - lead <= now <= renews_at:  # the date itself included: its renewal event may come then
+    is_open = RuleName.RENEWAL_AT_RISK in state.episodes
+    # An open episode lasts through the date itself (its renewal or cancellation event may come then); a new
+    # one opens only before it: on the date, a warning would come with the outcome.
+    if not renews_at - lead <= now <= renews_at or (now == renews_at and not is_open):
         return None
     signs = weak_signs(state, now, config)
-    is_open = RuleName.RENEWAL_AT_RISK in state.episodes
     if not signs and not is_open:
         return None
     mrr = state.mrr
