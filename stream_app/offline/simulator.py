@@ -31,7 +31,7 @@ class Archetype:
 
 
 ARCHETYPES: tuple[Archetype, ...] = (
-    Archetype("steady", 0.40, churns=0.0, activity=1.0),
+    Archetype("steady", 0.32, churns=0.0, activity=1.0),
     Archetype("slowly_disengaging", 0.10, churns=1.0, activity=1.0),
     Archetype("abruptly_silent", 0.08, churns=1.0, activity=1.0),
     Archetype("card_expiring", 0.08, churns=1.0, activity=0.9),
@@ -39,7 +39,14 @@ ARCHETYPES: tuple[Archetype, ...] = (
     # Half of those who downgrade leave a few weeks later.
     Archetype("downgrading", 0.08, churns=0.5, activity=0.8),
     Archetype("low_level_churner", 0.18, churns=1.0, activity=0.35),
+    # New in the simulated period, barely active, gone at the first renewal.
+    Archetype("never_activates", 0.04, churns=0.9, activity=0.08),
+    # On an annual contract; usage thins in the months before the renewal, and most do not renew.
+    Archetype("contract_thinning", 0.04, churns=0.75, activity=1.0),
 )
+ANNUAL_DAYS = 365
+MONTH_DAYS = 30
+ONBOARDING_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,20 @@ class _Customer:
         self.joined = rng.uniform(-400, 0) if rng.random() < 0.85 else rng.uniform(0, days * 0.2)
         # When trouble starts and when the customer leaves (if they do).
         self.trouble = rng.uniform(days * 0.25, days * 0.6)
+        self.term_days = MONTH_DAYS
+        if archetype.name == "never_activates":
+            self.joined = rng.uniform(0, days * 0.6)
+        elif archetype.name == "contract_thinning":
+            renewal = rng.uniform(days * 0.45, days * 0.95)
+            self.term_days, self.joined, self.trouble = ANNUAL_DAYS, renewal - ANNUAL_DAYS, renewal - 75
         self.churn_day: float | None = None
         if rng.random() < archetype.churns:
             delay = {"slowly_disengaging": 45, "abruptly_silent": 25, "card_expiring": 21,
-                     "unhappy": 14, "downgrading": 21, "low_level_churner": 0}[archetype.name]
+                     "unhappy": 14, "downgrading": 21, "low_level_churner": 0}.get(archetype.name, 0)
             if archetype.name == "low_level_churner":
                 self.churn_day = rng.uniform(days * 0.3, days * 0.95)
+            elif archetype.name in ("never_activates", "contract_thinning"):
+                self.churn_day = self.joined + self.term_days  # at the first renewal
             else:
                 self.churn_day = self.trouble + delay * rng.uniform(0.8, 1.2)
             if self.churn_day >= days:
@@ -109,6 +124,8 @@ class _Customer:
             return 0.0
         if name == "downgrading" and day > self.trouble:
             return base * 0.7
+        if name == "contract_thinning" and day > self.trouble:
+            return base * max(0.1, 1 - (day - self.trouble) / 50)
         return base
 
     def events(self) -> Iterator[Event]:
@@ -119,9 +136,10 @@ class _Customer:
     def _events(self) -> Iterator[Event]:
         rng = self.rng
         end = self.churn_day if self.churn_day is not None else self.days
-        yield SubscriptionEvent(event_id=self._id("sub"), customer_id=self.id, occurred_at=self._at(self.joined),
-                                action="started", plan="pro", mrr=self.mrr)
-        day = max(0, math.ceil(self.joined))
+        yield self._subscription("sub", self.joined, "started")
+        # Usage from the start of the data, or from the first day of a customer who joined less than an
+        # onboarding month before it: their first weeks are in the data, as they would be in a real export.
+        day = max(-ONBOARDING_DAYS, math.ceil(self.joined))
         while day < end:
             level = self.level(day)
             logins = _poisson(rng, 0.9 * level)
@@ -142,10 +160,20 @@ class _Customer:
                                     occurred_at=self._at(self.churn_day), action="cancelled", plan="pro",
                                     mrr=0.0, previous_mrr=self.mrr, cancel_reason=self.cancel_reason)
 
+    def _subscription(self, kind: str, day: float, action: str) -> SubscriptionEvent:
+        """A start or renewal, with its next renewal date (and, for the annual contract, its billing period)."""
+        annual = self.term_days == ANNUAL_DAYS
+        return SubscriptionEvent(event_id=self._id(kind), customer_id=self.id, occurred_at=self._at(day),
+                                 action=action, plan="annual" if annual else "pro", mrr=self.mrr,
+                                 renews_at=self._at(day + self.term_days), billing_period_months=12 if annual else 1,
+                                 schema_version=2)
+
     def _monthly(self, day: int) -> Iterator[Event]:
-        """Renewal and its payment every 30 days after joining."""
-        if day <= self.joined or (day - math.floor(self.joined)) % 30:
+        """Renewal and its payment every term (30 days, or a year for the annual contract) after joining."""
+        if day <= self.joined or (day - math.floor(self.joined)) % self.term_days:
             return
+        if self.churn_day is not None and abs(self.churn_day - day) < 1:
+            return  # they leave at this renewal instead
         at = self._at(day + 0.1)
         card_dead = self.archetype.name == "card_expiring" and day > self.trouble
         if card_dead:
@@ -155,8 +183,7 @@ class _Customer:
             return
         yield PaymentEvent(event_id=self._id("pay"), customer_id=self.id, occurred_at=at, status="succeeded",
                            invoice_id=f"{self.id}-inv-{day}", amount=self.mrr, currency="EUR")
-        yield SubscriptionEvent(event_id=self._id("renew"), customer_id=self.id, occurred_at=at,
-                                action="renewed", plan="pro", mrr=self.mrr)
+        yield self._subscription("renew", day + 0.1, "renewed")
 
     def _trouble(self, day: int) -> Iterator[Event]:
         rng = self.rng

@@ -14,7 +14,7 @@ from churnwatch.dev.worker_process import settings_env
 from tests.support.brokers import Broker
 from tests.support.worker import make_settings
 from churnwatch.cli import main
-from churnwatch.offline.simulator import ARCHETYPES, simulate, truth_path
+from churnwatch.offline.simulator import ARCHETYPES, DEFAULT_START, simulate, truth_path
 
 
 def test_the_same_seed_gives_the_same_file(tmp_path: Path) -> None:
@@ -42,6 +42,14 @@ def test_every_archetype_appears_and_the_truth_matches_the_events() -> None:
     for event in events[:500]:
         assert validate_event(event.model_dump_json()) == event
     assert {e.type for e in events} == {"usage", "payment", "ticket", "subscription"}
+    # The two moments the newest rules watch: a customer new in the data, and an annual contract.
+    kinds = {t.customer_id: t.archetype for t in truth}
+    starts = {e.customer_id: e for e in events if e.type == "subscription" and e.action == "started"}
+    (new,) = [c for c, kind in kinds.items() if kind == "never_activates"]
+    assert starts[new].occurred_at >= DEFAULT_START and starts[new].renews_at is not None
+    (annual,) = [c for c, kind in kinds.items() if kind == "contract_thinning"]
+    assert starts[annual].billing_period_months == 12
+    assert (starts[annual].renews_at - starts[annual].occurred_at).days == 365  # type: ignore[operator]
 
 
 @pytest.mark.integration
