@@ -46,7 +46,6 @@ ARCHETYPES: tuple[Archetype, ...] = (
 )
 ANNUAL_DAYS = 365
 MONTH_DAYS = 30
-ONBOARDING_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -137,9 +136,7 @@ class _Customer:
         rng = self.rng
         end = self.churn_day if self.churn_day is not None else self.days
         yield self._subscription("sub", self.joined, "started")
-        # Usage from the start of the data, or from the first day of a customer who joined less than an
-        # onboarding month before it: their first weeks are in the data, as they would be in a real export.
-        day = max(-ONBOARDING_DAYS, math.ceil(self.joined))
+        day = max(0, math.ceil(self.joined))
         while day < end:
             level = self.level(day)
             logins = _poisson(rng, 0.9 * level)
@@ -161,12 +158,17 @@ class _Customer:
                                     mrr=0.0, previous_mrr=self.mrr, cancel_reason=self.cancel_reason)
 
     def _subscription(self, kind: str, day: float, action: str) -> SubscriptionEvent:
-        """A start or renewal, with its next renewal date (and, for the annual contract, its billing period)."""
+        """A start or renewal, with its next renewal date (and, for the annual contract, its billing period).
+
+        A renewal date before the simulated period is left out: usage is simulated from the period's first
+        day only, so a renewal then would look like one of a customer with no usage at all.
+        """
         annual = self.term_days == ANNUAL_DAYS
+        renews = day + self.term_days
         return SubscriptionEvent(event_id=self._id(kind), customer_id=self.id, occurred_at=self._at(day),
                                  action=action, plan="annual" if annual else "pro", mrr=self.mrr,
-                                 renews_at=self._at(day + self.term_days), billing_period_months=12 if annual else 1,
-                                 schema_version=2)
+                                 renews_at=self._at(renews) if renews > 0 else None,
+                                 billing_period_months=12 if annual else 1, schema_version=2)
 
     def _monthly(self, day: int) -> Iterator[Event]:
         """Renewal and its payment every term (30 days, or a year for the annual contract) after joining."""
