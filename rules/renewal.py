@@ -67,10 +67,13 @@ def weak_signs(state: CustomerState, now: int, config: RulesConfig) -> list[str]
     if rule.activity_drop > 0 and before > 0 and (before - recent) / before >= rule.activity_drop:
         signs.append(f"usage down {(before - recent) / before:.0%} over the last 28 days against the 28 before "
                      f"({before} -> {recent})")
-    started = state.started_at if state.started_at is not None else state.first_seen_at
-    observed = max(1, min(WINDOW_DAYS, day_of(now) - day_of(started)))
-    if rule.min_active_share > 0 and active < rule.min_active_share * observed:
-        signs.append(f"active on {active} of the last {observed} days (floor {rule.min_active_share:.0%})")
+    # The floor counts from the first usage churnwatch saw: a history whose usage it never received (a backfill
+    # of subscriptions only, an export that starts later) is not a customer who stopped using the product.
+    # Never using it at all is onboarding_stalled's to say.
+    if rule.min_active_share > 0 and state.first_activity_at is not None:
+        observed = max(1, min(WINDOW_DAYS, day_of(now) - day_of(state.first_activity_at)))
+        if active < rule.min_active_share * observed:
+            signs.append(f"active on {active} of the last {observed} days (floor {rule.min_active_share:.0%})")
     for name in rule.open_episodes:
         if name in state.episodes:
             signs.append(f"open {name.value.replace('_', ' ')} episode")
