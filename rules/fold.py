@@ -213,14 +213,22 @@ def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, 
     return tuple(merged[-cap:])
 
 
+def first_kept_day(state: CustomerState, config: RulesConfig) -> int:
+    """The oldest day whose day-by-day facts the state still holds (counted back from its newest event).
+
+    A rule that reads days before it would read a gap, not a quiet customer: on a backlog, a customer's
+    payment from weeks ahead may be folded before their older usage, which then lands outside the window.
+    """
+    return day_of(state.last_event_at) - config.state.keep_days + 1
+
+
 def _trim(state: CustomerState, config: RulesConfig) -> CustomerState:
     """Drop what fell out of the kept window, measured from the newest event.
 
     Only what holds something older than the window is rebuilt: the lists
     and the remembered ids are kept oldest first, so their first item tells.
     """
-    keep = config.state.keep_days
-    first_day = day_of(state.last_event_at) - keep + 1
+    first_day = first_kept_day(state, config)
     cutoff = first_day * DAY
     update: dict[str, object] = {}
     if state.activity and min(state.activity) < first_day:

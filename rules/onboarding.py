@@ -25,6 +25,7 @@ import math
 from churnwatch.rules.clock_math import DAY, day_of, iso, iso_date
 from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.fold import first_kept_day
 from churnwatch.rules.state import CustomerState
 from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import UsageEvent
@@ -44,8 +45,8 @@ def progress(state: CustomerState, now: int, config: RulesConfig) -> tuple[int, 
         return None
     start_day = day_of(state.started_at)
     days = day_of(now) - start_day
-    if days < rule.check_day or days >= rule.window_days:
-        return None
+    if days < rule.check_day or days >= rule.window_days or start_day < first_kept_day(state, config):
+        return None  # outside the window, or its first days are no longer held (a backlog read out of order)
     active = events = 0
     for day, names in state.activity.items():
         if start_day <= day < start_day + days:
@@ -108,7 +109,8 @@ def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | Non
     if days < rule.check_day:
         return (start_day + rule.check_day) * DAY
     found = progress(state, now, config)
-    assert found is not None
+    if found is None:
+        return None  # its first days are no longer held: nothing to judge
     _, active, _ = found
     # With no more activity the share falls under the floor once days > active / share: the first such day.
     falls = math.floor(active / rule.min_active_share) + 1 if rule.min_active_share > 0 else rule.window_days

@@ -20,6 +20,7 @@ from __future__ import annotations
 from churnwatch.rules.clock_math import DAY, day_of, iso, iso_date
 from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RenewalAtRiskConfig, RulesConfig
+from churnwatch.rules.fold import first_kept_day
 from churnwatch.rules.model_risk import budget_shares
 from churnwatch.rules.state import CustomerState
 from churnwatch.schemas.alert import RuleName
@@ -64,13 +65,18 @@ def weak_signs(state: CustomerState, now: int, config: RulesConfig) -> list[str]
     rule = config.renewal_at_risk
     signs = []
     recent, before, active = _activity(state, now)
-    if rule.activity_drop > 0 and before > 0 and (before - recent) / before >= rule.activity_drop:
-        signs.append(f"usage down {(before - recent) / before:.0%} over the last 28 days against the 28 before "
+    # Days back the state still holds usage for: on a backlog a later event may have pushed the window past
+    # some of these days. That can only make the earlier month look smaller (no false drop), but the floor
+    # would count missing days as idle ones, so it is judged only on a full window.
+    kept = day_of(now) - first_kept_day(state, config) + 1
+    drop = (before - recent) / before if before > 0 else 0.0
+    if rule.activity_drop > 0 and before > 0 and drop >= rule.activity_drop:
+        signs.append(f"usage down {drop:.0%} over the last 28 days against the 28 before "
                      f"({before} -> {recent})")
     # The floor counts from the first usage churnwatch saw: a history whose usage it never received (a backfill
     # of subscriptions only, an export that starts later) is not a customer who stopped using the product.
     # Never using it at all is onboarding_stalled's to say.
-    if rule.min_active_share > 0 and state.first_activity_at is not None:
+    if rule.min_active_share > 0 and state.first_activity_at is not None and kept >= WINDOW_DAYS:
         observed = max(1, min(WINDOW_DAYS, day_of(now) - day_of(state.first_activity_at)))
         if active < rule.min_active_share * observed:
             signs.append(f"active on {active} of the last {observed} days (floor {rule.min_active_share:.0%})")

@@ -63,3 +63,19 @@ def test_key_events_count_as_activation_and_their_number_can_be_required() -> No
     fired = [a for a in run(fewer, rules, until=day(8)) if a.rule.value == "onboarding_stalled"]
     assert fired and "Used purchase on 2 of the 7 days" in fired[0].reasons[0]
     assert "2 key events so far, fewer than the 3 expected" in fired[0].reasons[1]
+
+
+def test_first_weeks_no_longer_held_are_not_judged() -> None:
+    """On a backlog a customer's payment from two months ahead may be folded before their first usage, whose
+    days then fall outside the kept window: those days are a gap, not a customer who never got going."""
+    from churnwatch.rules import apply_event
+    from churnwatch.testing import failed
+
+    events = [subscription(day(0), 50.0, "started"), failed(day(64.5)),
+              *(login(day(n + 0.3)) for n in range(0, 8))]
+    state, alerts = None, []
+    for event in events:  # each judged at its own time, as the worker's event clock would
+        transition = apply_event(state, event, event.occurred_at)
+        state = transition.state
+        alerts += transition.alerts
+    assert _onboarding(alerts) == []

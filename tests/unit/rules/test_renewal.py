@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from churnwatch.rules import RulesConfig
 from churnwatch.rules.config import RenewalAtRiskConfig
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.events import SubscriptionEvent
@@ -17,6 +18,9 @@ def _sub(at: datetime, action: str, renews: datetime | None, months: int = 12, m
                              billing_period_months=months, schema_version=2)
 
 
+ON = RulesConfig(renewal_at_risk=RenewalAtRiskConfig(enabled=True))  # off by default (docs/rules.md)
+
+
 def _renewal(alerts: list[Alert]) -> list[Alert]:
     return [a for a in alerts if a.rule.value == "renewal_at_risk"]
 
@@ -27,7 +31,7 @@ def _busy(first: int, last: int) -> list:  # type: ignore[type-arg]
 
 def test_an_annual_customer_thinning_is_flagged_ninety_days_before_the_renewal() -> None:
     events = [_sub(day(0), "started", day(365)), *_busy(0, 260), *_busy(260, 300)[::8]]
-    alerts = _renewal(run(events, until=day(300)))
+    alerts = _renewal(run(events, ON, until=day(300)))
     assert alerts and alerts[0].status.value == "firing"
     fired = alerts[0]
     assert fired.triggered_at.date() == day(275).date()  # 90 days before 2027-01-01
@@ -36,13 +40,13 @@ def test_an_annual_customer_thinning_is_flagged_ninety_days_before_the_renewal()
 
 
 def test_a_busy_customer_near_renewal_is_not_flagged() -> None:
-    assert _renewal(run([_sub(day(0), "started", day(120), months=6), *_busy(0, 120)], until=day(119))) == []
+    assert _renewal(run([_sub(day(0), "started", day(120), months=6), *_busy(0, 120)], ON, until=day(119))) == []
 
 
 def test_an_open_payment_episode_is_a_weak_sign_and_renewal_resolves_it() -> None:
     events = [_sub(day(0), "started", day(60), months=1, mrr=90.0), *_busy(0, 59),
               failed(day(52), "card_expired"), _sub(day(60), "renewed", day(90), months=1, mrr=90.0)]
-    alerts = _renewal(run(events, until=day(61)))
+    alerts = _renewal(run(events, ON, until=day(61)))
     assert [a.status.value for a in alerts] == ["firing", "resolved"]
     assert "open payment failure episode" in alerts[0].reasons[1]
     assert alerts[0].triggered_at == day(52.4)  # seen at the customer's next event after the failure
@@ -52,10 +56,8 @@ def test_an_open_payment_episode_is_a_weak_sign_and_renewal_resolves_it() -> Non
 def test_a_cancellation_resolves_it_and_a_term_below_every_entry_is_not_watched() -> None:
     quiet = [_sub(day(0), "started", day(30), months=1, mrr=20.0), login(day(0.5)),
              _sub(day(25), "cancelled", None, months=1, mrr=0.0)]
-    alerts = _renewal(run(quiet, until=day(40)))
+    alerts = _renewal(run(quiet, ON, until=day(40)))
     assert [a.status.value for a in alerts] == ["firing", "resolved"]
     assert alerts[1].reasons[0] == "Closed: the customer cancelled on 2026-01-26"
-    only_annual = RenewalAtRiskConfig(lead_days={"12": 90})
-    from churnwatch.rules import RulesConfig
-
+    only_annual = RenewalAtRiskConfig(enabled=True, lead_days={"12": 90})
     assert _renewal(run(quiet, RulesConfig(renewal_at_risk=only_annual), until=day(40))) == []
