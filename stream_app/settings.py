@@ -116,6 +116,11 @@ class Settings(BaseSettings):
                     "back) or rocksdb:// (on disk under DATA_DIR: a restart reads only what changed since). "
                     "The changelog topic is the durable copy either way.",
     )
+    standby_replicas: Annotated[int, Field(ge=0, le=3)] | None = Field(
+        default=None,
+        description="Standby copies of other workers' table partitions; default: 0 on memory:// (a takeover "
+                    "reads the changelog from the start anyway), 1 on rocksdb:// (it resumes from its copy).",
+    )
     data_dir: Path = Field(default=Path(".churnwatch"), description="Faust data directory.")
     web_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to.")
     web_port: Port = 6066

@@ -17,6 +17,8 @@ import struct
 import tempfile
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from churnwatch.dev.child_process import ChildProcess
 from churnwatch.settings import ENV_PREFIX, Settings
 
@@ -32,6 +34,8 @@ WORKER_TUNING: dict[str, str] = {
     "CHURNWATCH_HEARTBEAT_INTERVAL_S": "1",
     "CHURNWATCH_REBALANCE_TIMEOUT_S": "6",
     "CHURNWATCH_PRODUCER_MAX_BATCH_SIZE": "1",
+    # Takeovers on this broker were tested with one standby copy (the memory store's default is none).
+    "CHURNWATCH_STANDBY_REPLICAS": "1",
 }
 
 # The cluster id our launcher gives Tansu, and the one Tansu has by default.
@@ -149,7 +153,7 @@ def tuned_for_broker(settings: Settings, broker_cluster_id: str | None,
             if environ[variable] != value:
                 log.warning("embedded broker (Tansu): %s=%s is set; it needs %s", variable, environ[variable], value)
             continue
-        update[field] = type(getattr(settings, field))(value)
+        update[field] = TypeAdapter(Settings.model_fields[field].annotation).validate_python(value)
     if update:
         log.warning("the broker is the embedded Tansu broker (cluster id %r): running with %s", broker_cluster_id,
                     ", ".join(f"{ENV_PREFIX}{k.upper()}={v}" for k, v in update.items()))

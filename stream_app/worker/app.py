@@ -72,7 +72,8 @@ def faust_app(settings: Settings, web_enabled: bool = True) -> faust.App:
         datadir=str(settings.data_dir),
         # A standby copy in memory saves nothing: a memory store has no offsets of its own, so taking a
         # partition over reads its changelog from the start anyway. Only the on-disk store resumes from one.
-        table_standby_replicas=0 if settings.store.startswith("memory") else 1,
+        table_standby_replicas=settings.standby_replicas if settings.standby_replicas is not None
+        else 0 if settings.store.startswith("memory") else 1,
         autodiscover=False,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
