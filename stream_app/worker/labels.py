@@ -72,7 +72,10 @@ def encode_churn(churn: Churn) -> bytes:
                            "warned": [[rule.value, lead] for rule, lead in churn.warned]})
 
 
-def decode_record(value: bytes) -> Labelled | Judged | Churn:
+Record = Labelled | Judged | Churn
+
+
+def decode_record(value: bytes) -> Record:
     """A record of the labels topic: a labelled snapshot (``kind`` label), a verdict or a churn."""
     doc = json.loads(value)
     if doc.get("v") != WIRE_VERSION:
@@ -99,7 +102,7 @@ def decode_label(doc: dict[str, Any]) -> Labelled:
     )
 
 
-def read_record(offset: int, value: bytes | None) -> Labelled | Judged | Churn | None:
+def read_record(offset: int, value: bytes | None) -> Record | None:
     """The record at ``offset``, or None (logged) when it cannot be read: one bad record never stops the follower."""
     if value is None:
         return None
@@ -108,9 +111,6 @@ def read_record(offset: int, value: bytes | None) -> Labelled | Judged | Churn |
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("labels topic offset %d: not readable (%s); skipped", offset, exc)
         return None
-
-
-Record = Labelled | Judged | Churn
 
 
 def learn_record(model: ChurnModel, offset: int, record: Record | None) -> bool:

@@ -8,14 +8,12 @@ from churnwatch.rules import RulesConfig
 from churnwatch.rules.config import RenewalAtRiskConfig
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.events import SubscriptionEvent
-from churnwatch.testing import day, failed, login, run, usage
+from churnwatch.testing import day, failed, login, run, subscription, usage
 
 
-def _sub(at: datetime, action: str, renews: datetime | None, months: int = 12, mrr: float = 400.0,
-         event_id: str | None = None) -> SubscriptionEvent:
-    return SubscriptionEvent(event_id=event_id or f"sub-{action}-{at.isoformat()}", customer_id="c1",
-                             occurred_at=at, action=action, plan="annual", mrr=mrr, renews_at=renews,
-                             billing_period_months=months, schema_version=2)
+def _sub(at: datetime, action: str, renews: datetime | None, months: int = 12,
+         mrr: float = 400.0) -> SubscriptionEvent:
+    return subscription(at, mrr, action, plan="annual", billing_period_months=months, renews_at=renews)
 
 
 ON = RulesConfig(renewal_at_risk=RenewalAtRiskConfig(enabled=True))  # off by default (docs/rules.md)
