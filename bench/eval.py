@@ -49,9 +49,6 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     config = load_rules(Path(args.rules) if args.rules else None)
-    if not args.rules:  # every rule is measured, also renewal_at_risk, which is off by default for now
-        config = config.model_copy(update={
-            "renewal_at_risk": config.renewal_at_risk.model_copy(update={"enabled": True})})
     out = Path(args.out)
     rows: list[Row] = []
     began = time.monotonic()

@@ -99,7 +99,7 @@ class OnboardingStalledConfig(_Section):
 
 
 class RenewalAtRiskConfig(_Section):
-    enabled: bool = False  # off until a live worker's alerts match the backtest's (docs/rules.md)
+    enabled: bool = True
     lead_days: dict[str, Days] = Field(default_factory=lambda: {"1": 10, "3": 30, "6": 45, "12": 90})
     activity_drop: Fraction = 0.3
     min_active_share: Fraction = 0.3

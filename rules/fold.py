@@ -153,7 +153,8 @@ def _subscription(
     )
     current = state.subscription
     is_newest = current is None or (at, event.event_id) > (current.as_of, current.event_id)
-    change = MrrChange(at=at, event_id=event.event_id, mrr=event.mrr)
+    change = MrrChange(at=at, event_id=event.event_id, mrr=event.mrr, action=incoming.action,
+                       renews_at=incoming.renews_at, billing_period_months=incoming.billing_period_months)
     update: dict[str, object] = {"mrr_changes": _insert(state.mrr_changes, change, MAX_MRR_CHANGES)}
     if is_newest:
         update["subscription"] = incoming

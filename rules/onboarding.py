@@ -41,7 +41,7 @@ def _counts(names: dict[str, int], key_events: tuple[str, ...]) -> int:
 def progress(state: CustomerState, now: int, config: RulesConfig) -> tuple[int, int, int] | None:
     """(days completed since the start day, days active among them, key events in them); None outside the window."""
     rule = config.onboarding_stalled
-    if state.started_at is None or state.cancelled_at is not None:
+    if state.started_at is None or state.cancelled_by(now):
         return None
     start_day = day_of(state.started_at)
     days = day_of(now) - start_day
@@ -97,7 +97,7 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
 def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:
     """The first judgement (day ``check_day``), the day the share would fall under the floor, or the window's end."""
     rule = config.onboarding_stalled
-    if state.started_at is None or state.cancelled_at is not None:
+    if state.started_at is None or state.cancelled_by(now):
         return None
     start_day = day_of(state.started_at)
     days = day_of(now) - start_day

@@ -17,6 +17,8 @@ the billing system, and from a warehouse export as each period's end.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from churnwatch.rules.clock_math import DAY, day_of, iso, iso_date
 from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RenewalAtRiskConfig, RulesConfig
@@ -24,7 +26,7 @@ from churnwatch.rules.fold import first_kept_day
 from churnwatch.rules.model_risk import budget_shares
 from churnwatch.rules.state import CustomerState
 from churnwatch.schemas.alert import RuleName
-from churnwatch.schemas.events import SubscriptionEvent, UsageEvent
+from churnwatch.schemas.events import UsageEvent
 
 WINDOW_DAYS = 28
 
@@ -35,14 +37,26 @@ def lead_days(config: RenewalAtRiskConfig, months: int) -> int | None:
     return max(fitting)[1] if fitting else None
 
 
-def renewal(state: CustomerState, config: RulesConfig) -> tuple[int, int, int] | None:
-    """(renews_at, lead in seconds, billing months) of a live subscription with a renewal date; None otherwise."""
-    sub = state.subscription
-    if sub is None or sub.renews_at is None or state.cancelled_at is not None or sub.action == "cancelled":
+class Renewal(NamedTuple):
+    renews_at: int
+    lead: int  # seconds
+    months: int
+    mrr: float
+
+
+def renewal(state: CustomerState, now: int, config: RulesConfig) -> Renewal | None:
+    """The renewal ahead of a live subscription as it stood at ``now``; None without one.
+
+    As it stood then, not as it is now: a sweep tick that judges an earlier
+    moment may come after the worker has read the customer's later events, a
+    cancellation or the next renewal among them.
+    """
+    sub = state.subscription_at(now)
+    if sub is None or sub.renews_at is None or sub.action == "cancelled" or state.cancelled_by(now):
         return None
     months = sub.billing_period_months or 1
     lead = lead_days(config.renewal_at_risk, months)
-    return None if lead is None else (sub.renews_at, lead * DAY, months)
+    return None if lead is None else Renewal(sub.renews_at, lead * DAY, months, sub.mrr)
 
 
 def _activity(state: CustomerState, now: int) -> tuple[int, int, int]:
@@ -93,10 +107,10 @@ def weak_signs(state: CustomerState, now: int, config: RulesConfig) -> list[str]
 
 def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition | None:
     rule = config.renewal_at_risk
-    found = renewal(state, config)
+    found = renewal(state, now, config)
     if found is None:
         return None
-    renews_at, lead, months = found
+    renews_at, lead, months, mrr = found
     is_open = RuleName.RENEWAL_AT_RISK in state.episodes
     # An open episode lasts through the date itself (its renewal or cancellation event may come then); a new
     # one opens only before it: on the date, a warning would come with the outcome.
@@ -105,7 +119,6 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
     signs = weak_signs(state, now, config)
     if not signs and not is_open:
         return None
-    mrr = state.mrr
     days_left = (renews_at - now) / DAY
     term = "monthly" if months == 1 else f"{months}-month"
     return Condition(
@@ -132,27 +145,32 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
 
 
 def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:
-    """The lead window's opening, then daily (usage ages out of its windows), then the renewal date."""
-    found = renewal(state, config)
+    """The lead window's opening, then daily (usage ages out of its windows), then the renewal date.
+
+    An open episode outside the window of the renewal in force was ended by an event this rule is not fed
+    (a renewal, a cancellation): it is judged again at once, so it closes at that event's time.
+    """
+    found = renewal(state, now, config)
+    is_open = RuleName.RENEWAL_AT_RISK in state.episodes
     if found is None:
-        return None
-    renews_at, lead, _ = found
-    if now < renews_at - lead:
-        return renews_at - lead
-    if now <= renews_at:
-        return min(renews_at + 1, (day_of(now) + 1) * DAY)
-    return None
+        return now if is_open else None
+    renews_at, lead, _, _ = found
+    if not renews_at - lead <= now <= renews_at:
+        return now if is_open else (renews_at - lead if now < renews_at - lead else None)
+    return min(renews_at + 1, (day_of(now) + 1) * DAY)
 
 
 def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
-    sub = state.subscription  # (a cancellation closes every episode with its own words, in the engine)
+    sub = state.subscription_at(now)  # (a cancellation closes every episode with its own words, in the engine)
     if sub is not None and sub.renews_at is not None and now < sub.renews_at:
         return f"The subscription renewed, next renewal {iso_date(sub.renews_at)}"
     return "The renewal date passed"
 
 
 RULE = Rule(
-    fed_by=frozenset({UsageEvent, SubscriptionEvent}),
+    # Not fed by subscription events: one read ahead of the usage would judge engagement while usage is still
+    # queued; a renewal or a cancellation is seen at the next check (daily in the lead window).
+    fed_by=frozenset({UsageEvent}),
     name=RuleName.RENEWAL_AT_RISK,
     enabled=lambda config: config.renewal_at_risk.enabled,
     condition=condition,

@@ -120,9 +120,19 @@ class Subscription(_Fact):
 
 
 class MrrChange(_Fact):
+    """One subscription event's terms by event time: its MRR, and the renewal it set.
+
+    Kept beside the newest subscription so that a rule judging an earlier
+    moment (a sweep tick queued behind the customer's later events) reads the
+    terms as they stood then.
+    """
+
     at: int
     event_id: str
     mrr: float
+    action: str | None = None
+    renews_at: int | None = None
+    billing_period_months: int | None = None
 
 
 class Observation(_Fact):
@@ -256,6 +266,16 @@ class CustomerState(BaseModel):
     def mrr_at(self, moment: int) -> float:
         known = [c.mrr for c in self.mrr_changes if c.at <= moment]
         return known[-1] if known else 0.0
+
+    def subscription_at(self, moment: int) -> Subscription | MrrChange | None:
+        """The subscription's terms as they stood at ``moment`` (the newest, unless it came later)."""
+        if self.subscription is None or self.subscription.as_of <= moment:
+            return self.subscription
+        known = [c for c in self.mrr_changes if c.at <= moment]
+        return known[-1] if known else None
+
+    def cancelled_by(self, moment: int) -> bool:
+        return self.cancelled_at is not None and self.cancelled_at <= moment
 
     def facts(self) -> dict[str, object]:
         """The order-independent part, for comparing two states."""

@@ -8,7 +8,7 @@ from churnwatch.rules import RulesConfig
 from churnwatch.rules.config import RenewalAtRiskConfig
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.events import SubscriptionEvent
-from churnwatch.testing import day, failed, login, run, subscription, usage
+from churnwatch.testing import at, day, failed, fold, login, run, subscription, usage
 
 
 def _sub(at: datetime, action: str, renews: datetime | None, months: int = 12,
@@ -16,7 +16,7 @@ def _sub(at: datetime, action: str, renews: datetime | None, months: int = 12,
     return subscription(at, mrr, action, plan="annual", billing_period_months=months, renews_at=renews)
 
 
-ON = RulesConfig(renewal_at_risk=RenewalAtRiskConfig(enabled=True))  # off by default (docs/rules.md)
+ON = RulesConfig()  # renewal_at_risk is on by default
 
 
 def _renewal(alerts: list[Alert]) -> list[Alert]:
@@ -59,3 +59,16 @@ def test_a_cancellation_resolves_it_and_a_term_below_every_entry_is_not_watched(
     assert alerts[1].reasons[0] == "Closed: the customer cancelled on 2026-01-26"
     only_annual = RenewalAtRiskConfig(enabled=True, lead_days={"12": 90})
     assert _renewal(run(quiet, RulesConfig(renewal_at_risk=only_annual), until=day(40))) == []
+
+
+def test_a_cancellation_read_ahead_of_the_sweep_does_not_hide_the_renewal_at_risk_before_it() -> None:
+    """Live, the subscriptions topic can be read ahead: the cancellation is folded before the sweep judges the
+    lead window's opening. The tick must judge the subscription as it stood then, as the in-order run does."""
+    events = [_sub(day(0), "started", day(30), months=1, mrr=20.0), login(day(0.5)),
+              _sub(day(25), "cancelled", None, months=1, mrr=0.0)]
+    in_order = _renewal(run(events, ON, until=day(40)))
+    state, _ = fold(events, ON)
+    state, opened = at(state, day(20), ON)  # a monthly term's lead is 10 days
+    _, closed = at(state, day(25), ON)
+    assert [(a.alert_id, a.status) for a in _renewal(opened + closed)] == [(a.alert_id, a.status) for a in in_order]
+    assert [a.status.value for a in in_order] == ["firing", "resolved"]
