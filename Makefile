@@ -24,11 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The same suite on Apache Kafka itself (its jars from Maven Central, once,
-# about 43 MB into .kafka/lib; needs a JDK 17+ and Maven), with the worker's
-# production settings.
+# The tests that talk to a broker, again on Apache Kafka itself (its jars from
+# Maven Central, once, about 43 MB into .kafka/lib; needs a JDK 17+ and Maven),
+# with the worker's production settings.
 test-kafka: $(STAMP) kafka-jars
-	TEST_BROKER=kafka $(BIN)/python -m pytest
+	TEST_BROKER=kafka $(BIN)/python -m pytest -m broker
 
 kafka-jars: $(STAMP)
 	$(BIN)/python -c 'from churnwatch.dev.kafka_broker import ensure_jars; print("Apache Kafka jars in", ensure_jars())'

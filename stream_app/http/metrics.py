@@ -71,6 +71,12 @@ class Metrics:
                                         registry=registry)
         self.swept = Counter("churnwatch_sweep_customers", "Customers a sweep sent for evaluation",
                              registry=registry)
+        self.sweep_time = Gauge("churnwatch_sweep_time_seconds", "The time the last sweep judged at (the event "
+                                "clock's watermark, or the wall clock); NaN until the first, and it stands still "
+                                "while the clock waits for partitions to catch up", registry=registry)
+        self.sweep_time.set(float("nan"))
+        self.due = Gauge("churnwatch_sweep_due_customers", "Customers this worker's sweep will judge when their "
+                         "time comes (its due index)", registry=registry)
         self.lag = Gauge("churnwatch_consumer_lag_messages", "Records not yet processed, by input topic and "
                          "partition", ["topic", "partition"], registry=registry)
         self.model_auc = Gauge("churnwatch_model_roc_auc", "Online ROC AUC on delayed labels (NaN until both "

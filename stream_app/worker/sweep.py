@@ -78,9 +78,11 @@ class Sweeper:
         }
         self._export_lag(progress)
         self.metrics.customers.set(customers)
+        self.metrics.due.set(len(self.index))
         now = self.clock.now(progress)
         if now is None or not owned:
             return
+        self.metrics.sweep_time.set(now.timestamp())
         # Entries of partitions we no longer own are dropped: their new owner
         # rebuilt its own index from the changelog when it took them over.
         due = self.index.pop_due(to_seconds(now), self.settings.sweep_batch)

@@ -23,7 +23,7 @@ from tests.support.brokers import chosen_broker, own_broker
 from tests.support.worker import events_consumed, publish_events, running_worker, wait_for
 from churnwatch.testing.events import day, login, usage
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.broker]  # on a broker of its own
 
 OUTAGE_S = 30.0
 

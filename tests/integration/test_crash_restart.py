@@ -64,11 +64,12 @@ def _kill_mid_stream(settings: Settings, victim: WorkerProcess, expected: list[A
 
 
 def _lag(survivor: WorkerProcess) -> list[str]:
-    """The worker's records waiting per input partition: a partition it stopped reading shows here."""
+    """Records waiting per input partition, the sweep's time and its due customers: a stalled sweep shows here."""
     if not survivor.alive():
         return []
     text = http_get(survivor.settings, "/metrics")[1].decode()
-    return [line for line in text.splitlines() if line.startswith("churnwatch_consumer_lag")]
+    return [line for line in text.splitlines()
+            if line.startswith(("churnwatch_consumer_lag", "churnwatch_sweep_time", "churnwatch_sweep_due"))]
 
 
 def _differences(alerts: list[Alert], expected: list[Alert]) -> dict[str, list[str]]:
@@ -81,11 +82,27 @@ def _differences(alerts: list[Alert], expected: list[Alert]) -> dict[str, list[s
     return {"only the workers sent": told(alerts, expected), "only the replay sent": told(expected, alerts)}
 
 
+def _fact_differences(got: dict[str, object], want: dict[str, object]) -> list[str]:
+    """Each fact that differs, told by the entries only one side has (for a mapping) or both values."""
+    told = []
+    for name in sorted(set(got) | set(want)):
+        mine, theirs = got.get(name), want.get(name)
+        if mine == theirs:
+            continue
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            told.append(f"{name}: only the worker {sorted((k, mine[k]) for k in mine.keys() - theirs.keys())}; "
+                        f"only the replay {sorted((k, theirs[k]) for k in theirs.keys() - mine.keys())}; "
+                        f"unequal {sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])}")
+        else:
+            told.append(f"{name}: the worker {mine!r}, the replay {theirs!r}")
+    return told
+
+
 def _check_against_replay(settings: Settings, survivor: WorkerProcess, expected: list[Alert],
                           uninterrupted: Replay) -> None:
     alerts = _alerts(settings, lambda alerts: episode_changes(alerts) >= episode_changes(expected), survivor.dead)
-    assert episode_changes(alerts) == episode_changes(expected), (
-        _differences(alerts, expected), _lag(survivor), survivor.log_text()[-3000:])
+    assert episode_changes(alerts) == episode_changes(expected), "\n".join(
+        [json.dumps(_differences(alerts, expected), indent=1), *_lag(survivor), survivor.log_text()[-3000:]])
     # A repeat is the same alert again, sent once by each worker at most.
     copies = Counter((a.alert_id, a.status, a.sequence) for a in alerts)
     assert max(copies.values()) <= 2, copies.most_common(3)
@@ -99,7 +116,9 @@ def _check_against_replay(settings: Settings, survivor: WorkerProcess, expected:
     got = changelog_states(settings, want, survivor.dead, WAIT_S)
     assert set(got) == set(want)
     for customer in want:
-        assert got[customer] == want[customer], customer
+        assert got[customer] == want[customer], "\n".join(
+            [customer, *_fact_differences(got[customer], want[customer]), *_lag(survivor),
+             survivor.log_text()[-3000:]])
     assert survivor.alive(), survivor.log_text()[-3000:]
 
 

@@ -30,6 +30,7 @@ from churnwatch.testing.events import day, login, usage
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.broker,
     pytest.mark.skipif(chosen_broker() != "kafka", reason="needs Apache Kafka (make test-kafka): the embedded "
                        "broker never compacts and answers end offsets wrong after multi-record batches"),
 ]

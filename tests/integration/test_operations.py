@@ -117,6 +117,11 @@ def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settin
     assert found[("churnwatch_customers_open_episodes", (("severity", "high"),))] == 1
     assert ("churnwatch_model_roc_auc", ()) in found
     assert not any("ops-1" in str(labels) for _, labels in found)  # no customer ids in labels
+    # The sweep's clock reaches the newest event once every partition is read, and ops-1 is due again
+    # (the payment episode's next check, its alert's outcome).
+    swept = wait_for(lambda: (t := samples()[("churnwatch_sweep_time_seconds", ())]) >= day(3).timestamp() and t)
+    assert swept, samples()
+    assert samples()[("churnwatch_sweep_due_customers", ())] >= 1
 
     status, body = http_get(settings, "/customers/ops-1")
     assert status == 200, body

@@ -2,6 +2,7 @@
 
 One customer is warned (a failed payment) and cancels ten days later: a hit
 with a ten-day lead; another cancels unwarned; a third is warned and stays.
+All three are active every day until then, so no other rule speaks.
 ``GET /rules`` and the metrics must say so, and a worker restarted after
 being down longer than the horizon must still say so, and judge the third
 customer's alert a miss once the horizon has passed, though it never saw
@@ -38,6 +39,9 @@ def test_a_worker_judges_its_alerts_and_keeps_the_numbers_across_a_restart(broke
         failed(day(12), customer="stayer", invoice="inv-9"),
         subscription(day(20), 0.0, action="cancelled", customer="warned"),
         subscription(day(21), 0.0, action="cancelled", customer="unwarned"),
+        # Active every day until they leave (the stayer to day 21): no onboarding or disengagement alert.
+        *(login(day(d + 0.5), customer=c) for c, last in (("warned", 19), ("unwarned", 20), ("stayer", 21))
+          for d in range(1, last + 1)),
     ]
 
     def rules() -> dict | None:  # type: ignore[type-arg]
