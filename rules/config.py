@@ -105,7 +105,7 @@ class RenewalAtRiskConfig(_Section):
     min_active_share: Fraction = 0.3
     open_episodes: tuple[RuleName, ...] = (RuleName.PAYMENT_FAILURE, RuleName.SUPPORT_DISTRESS,
                                            RuleName.DISENGAGEMENT, RuleName.ONBOARDING_STALLED)
-    model_risk: bool = True
+    model_risk: bool = False  # the live model's ranking differs from run to run (default_rules.toml)
     severity: Severity = Severity.WARNING
 
     @model_validator(mode="after")
