@@ -72,6 +72,8 @@ class EventClock:
         self._read: dict[Source, int] = {}
         self._heard: dict[Source, float] = {}
         self._watermark: datetime | None = None
+        # Why the last ``now`` was None, for the log: which partition held the sweep back.
+        self.waiting_on: str | None = None
 
     def for_event(self, event_time: datetime) -> datetime:
         return event_time
@@ -84,7 +86,7 @@ class EventClock:
             self._newest[source] = event_time if newest is None else max(newest, event_time)
 
     def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
-        holding: list[datetime] = []
+        holding: list[tuple[datetime, str]] = []  # (newest time read, what is waiting) per partition
         wall = self._monotonic()
         for source, (highwater, committed) in progress.items():
             next_offset = max(self._read.get(source, -1) + 1, committed or 0)
@@ -93,15 +95,20 @@ class EventClock:
             if caught_up and quiet:
                 continue  # nothing waiting here
             newest = self._newest.get(source)
-            if newest is None:
-                return None  # records waiting, none read yet: wait for them
-            holding.append(newest)
+            waiting = f"{source}: next offset {next_offset}, high watermark {highwater}"
+            if newest is None:  # records waiting, none read yet: wait for them
+                self.waiting_on = f"{waiting}, nothing read yet"
+                return None
+            holding.append((newest, waiting))
         if holding:
-            candidate = min(holding)
+            candidate, waiting = min(holding)
             if self._watermark is not None and candidate < self._watermark:
-                return None  # a partition behind the time already swept to: wait until it catches up
+                # a partition behind the time already swept to: wait until it catches up
+                self.waiting_on = f"{waiting}, read up to {candidate.isoformat()}, behind the sweep's time"
+                return None
         else:  # nothing waiting: the newest time this worker's partitions have shown
             candidate = max((self._newest[s] for s in progress if s in self._newest), default=None)
+        self.waiting_on = None
         if candidate is not None and (self._watermark is None or candidate > self._watermark):
             self._watermark = candidate
         return self._watermark

@@ -29,6 +29,8 @@ from churnwatch.worker.faust_private import committed_offset
 
 log = logging.getLogger(__name__)
 
+WAIT_LOG_S = 30.0  # how often a sweep held back by a lagging partition says so
+
 
 class SweepTick(BaseModel):
     """A sweep command: evaluate this message's customer at ``now``."""
@@ -60,6 +62,8 @@ class Sweeper:
         self.ticks = ticks
         self.metrics = metrics
         self.read_next: dict[tuple[str, int], int] = {}  # next offset to process, per input partition
+        self._waiting_since: float | None = None  # since when the clock has held the sweep back
+        self._last_said = 0.0
 
     def read(self, topic: str, partition: int, offset: int) -> None:
         """A message was taken from an input partition (for the lag)."""
@@ -80,7 +84,11 @@ class Sweeper:
         self.metrics.customers.set(customers)
         self.metrics.due.set(len(self.index))
         now = self.clock.now(progress)
-        if now is None or not owned:
+        if now is None:
+            self._say_why_waiting()
+            return
+        self._waiting_since = None
+        if not owned:
             return
         self.metrics.sweep_time.set(now.timestamp())
         # Entries of partitions we no longer own are dropped: their new owner
@@ -96,6 +104,17 @@ class Sweeper:
         self.metrics.sweep_duration.observe(time.perf_counter() - started)
         if sent:
             log.info("sweep at %s: %d customers due", now.isoformat(), sent)
+
+    def _say_why_waiting(self) -> None:
+        """Log what holds the sweep back once it has waited a while, and again every ``WAIT_LOG_S`` after."""
+        wall = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = self._last_said = wall
+            return
+        if wall - self._last_said >= WAIT_LOG_S:
+            self._last_said = wall
+            log.info("the sweep has waited %.0f s for the partitions to catch up: %s", wall - self._waiting_since,
+                     getattr(self.clock, "waiting_on", None) or "?")
 
     def _export_lag(self, progress: dict[tuple[str, int], Progress]) -> None:
         """Records waiting per input partition (needs a fresh high watermark from the consumer)."""

@@ -97,3 +97,17 @@ def test_a_partition_that_just_delivered_holds_even_if_it_looks_caught_up() -> N
     assert clock.now(hw(fast=10, slow=4)) == day(5)  # both look caught up; slow just delivered
     quiet()
     assert clock.now(hw(fast=10, slow=4)) == day(30)
+
+
+def test_a_held_clock_says_which_partition_holds_it() -> None:
+    clock = EventClock()
+    clock.observe("a", 9, day(30))
+    quiet()
+    assert clock.now(hw(a=10, b=4)) is None
+    assert clock.waiting_on == "b: next offset 0, high watermark 4, nothing read yet"
+    clock.observe("b", 3, day(40))
+    quiet()
+    assert clock.now(hw(a=10, b=4)) == day(40) and clock.waiting_on is None
+    clock.observe("a", 12, day(35))  # a moved on, read up to a time already swept
+    assert clock.now(hw(a=20, b=4)) is None
+    assert clock.waiting_on == f"a: next offset 13, high watermark 20, read up to {day(35).isoformat()}, behind the sweep's time"
