@@ -21,7 +21,7 @@ from churnwatch.http.pages import add_pages, readiness
 from churnwatch.kafka.security import faust_credentials
 from churnwatch.rules import RulesConfig
 from churnwatch.settings import Settings
-from churnwatch.worker.faust_private import answer_from
+from churnwatch.worker.faust_private import answer_from, rewind_uncommitted
 from churnwatch.worker.processor import STATE_TABLE, Processor
 
 __all__ = ["STATE_TABLE", "build_app", "faust_app"]
@@ -108,6 +108,7 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
                 await states.write()
 
     app.agent(processor.source, name="churnwatch.process")(process)
+    rewind_uncommitted(app, frozenset({*settings.input_topics, settings.topic_sweep_ticks}))
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)
     app.task(processor.follower.run)

@@ -74,6 +74,7 @@ class EventClock:
         self._watermark: datetime | None = None
         # Why the last ``now`` was None, for the log: which partition held the sweep back.
         self.waiting_on: str | None = None
+        self.held_by: Source | None = None
 
     def for_event(self, event_time: datetime) -> datetime:
         return event_time
@@ -86,7 +87,7 @@ class EventClock:
             self._newest[source] = event_time if newest is None else max(newest, event_time)
 
     def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
-        holding: list[tuple[datetime, str]] = []  # (newest time read, what is waiting) per partition
+        holding: list[tuple[datetime, str, Source]] = []  # (newest time read, what is waiting, where)
         wall = self._monotonic()
         for source, (highwater, committed) in progress.items():
             next_offset = max(self._read.get(source, -1) + 1, committed or 0)
@@ -97,18 +98,19 @@ class EventClock:
             newest = self._newest.get(source)
             waiting = f"{source}: next offset {next_offset}, high watermark {highwater}"
             if newest is None:  # records waiting, none read yet: wait for them
-                self.waiting_on = f"{waiting}, nothing read yet"
+                self.waiting_on, self.held_by = f"{waiting}, nothing read yet", source
                 return None
-            holding.append((newest, waiting))
+            holding.append((newest, waiting, source))
         if holding:
-            candidate, waiting = min(holding)
+            candidate, waiting, source = min(holding, key=lambda held: held[0])
             if self._watermark is not None and candidate < self._watermark:
                 # a partition behind the time already swept to: wait until it catches up
                 self.waiting_on = f"{waiting}, read up to {candidate.isoformat()}, behind the sweep's time"
+                self.held_by = source
                 return None
         else:  # nothing waiting: the newest time this worker's partitions have shown
             candidate = max((self._newest[s] for s in progress if s in self._newest), default=None)
-        self.waiting_on = None
+        self.waiting_on = self.held_by = None
         if candidate is not None and (self._watermark is None or candidate > self._watermark):
             self._watermark = candidate
         return self._watermark

@@ -9,12 +9,15 @@ until they are checked again). Checked against 0.15.3, the pinned version.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
 from faust.types import TP
 from yarl import URL
+
+log = logging.getLogger(__name__)
 
 
 def committed_offset(consumer: Any, tp: TP) -> int | None:
@@ -26,6 +29,66 @@ def committed_offset(consumer: Any, tp: TP) -> int | None:
     """
     offsets: dict[TP, int] = getattr(consumer, "_committed_offset", {})
     return offsets.get(tp)
+
+
+def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
+    """After each seek to the committed offsets, a partition of ``topics`` the group never committed goes back to its start.
+
+    Why: Faust drops records it has fetched when a rebalance or a pause cuts
+    their delivery short (``Consumer.getmany``, ``_drain_messages``) and counts
+    on its next seek to the committed offsets (``Consumer.perform_seek``) to
+    fetch them again. A partition with no committed offset is not sought, so
+    those records were never processed: a worker that took over a partition
+    its killed owner had never committed, or that started while events waited
+    in a partition no worker had read, never read them, and its sweep waited
+    for them for ever. Reading such a partition from its start again repeats
+    at most what was processed and not committed, which the event ids make
+    harmless. The seek happens in Faust's recovery, after the assignment
+    signal, so the wrapper is put in place there.
+    """
+    async def wrap(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        consumer = app.consumer
+        if getattr(consumer, "_rewinds_uncommitted", False):
+            return
+        seek_to_committed = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            await seek_to_committed()
+            uncommitted = sorted(tp for tp in consumer.assignment()
+                                 if tp.topic in topics and not consumer._committed_offset.get(tp))
+            for tp in uncommitted:
+                await consumer.seek(tp, 0)
+            if uncommitted:
+                log.info("%d partitions the group has not committed are read from their start",
+                         len(uncommitted))
+
+        consumer.perform_seek = perform_seek
+        consumer._rewinds_uncommitted = True
+
+    app.on_partitions_assigned.connect(wrap)
+
+
+def fetch_state(consumer: Any, tp: TP) -> str:
+    """How Faust and its Kafka client stand on fetching ``tp``, in words, for a log line.
+
+    Why: when the sweep waits on a partition that has records no one reads,
+    the cause is in the consumer's private state (Faust's active and paused
+    partitions, the client's position and status), which nothing public shows.
+    """
+    try:
+        active = consumer._active_partitions
+        told = [f"faust: {'active' if active is None or tp in active else 'not active'}"
+                f"{', paused' if tp in consumer._paused_partitions else ''}"
+                f"{', buffer full' if tp in consumer._buffered_partitions else ''}"
+                f", read offset {consumer._read_offset.get(tp)}"]
+        client = consumer._thread._ensure_consumer() if hasattr(consumer, "_thread") else None
+        if client is not None:
+            state = client._subscription.subscription.assignment.state_value(tp)
+            told.append(f"client: position {state._position}, status {state._status.name}, "
+                        f"{'paused' if state.paused else 'fetching'}, high watermark {state.highwater}")
+        return "; ".join(told)
+    except Exception as exc:  # noqa: BLE001 - a log line's detail, never worth a failure
+        return f"fetch state unknown ({exc!r})"
 
 
 def changelog_sent(table: faust.Table) -> Callable[..., Any]:

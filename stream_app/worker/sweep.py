@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from faust.types import TP
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from churnwatch.due_index import DueIndex
@@ -25,7 +26,7 @@ from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.intake import Rejection, describe
 from churnwatch.settings import Settings
 from churnwatch.worker.clock import Clock, Progress
-from churnwatch.worker.faust_private import committed_offset
+from churnwatch.worker.faust_private import committed_offset, fetch_state
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,10 @@ class Sweeper:
             return
         if wall - self._last_said >= WAIT_LOG_S:
             self._last_said = wall
-            log.info("the sweep has waited %.0f s for the partitions to catch up: %s", wall - self._waiting_since,
-                     getattr(self.clock, "waiting_on", None) or "?")
+            held_by = getattr(self.clock, "held_by", None)
+            state = fetch_state(self.app.consumer, TP(*held_by)) if held_by is not None else "?"
+            log.info("the sweep has waited %.0f s for the partitions to catch up: %s (%s)",
+                     wall - self._waiting_since, getattr(self.clock, "waiting_on", None) or "?", state)
 
     def _export_lag(self, progress: dict[tuple[str, int], Progress]) -> None:
         """Records waiting per input partition (needs a fresh high watermark from the consumer)."""
