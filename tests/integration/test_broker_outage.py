@@ -20,7 +20,7 @@ import pytest
 
 from churnwatch.schemas.events import Event
 from tests.support.brokers import chosen_broker, own_broker
-from tests.support.worker import events_consumed, publish_events, running_worker, wait_for
+from tests.support.worker import events_applied, publish_events, running_worker, wait_for
 from churnwatch.testing.events import day, login, usage
 
 pytestmark = [pytest.mark.integration, pytest.mark.broker]  # on a broker of its own
@@ -39,7 +39,7 @@ def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> N
         # running_worker also checks that the worker stops cleanly at the end.
         with running_worker(broker, tmp_path) as (settings, worker):
             publish_events(settings, before)
-            assert wait_for(lambda: events_consumed(settings) == len(before), 120), worker.log_text()[-3000:]
+            assert wait_for(lambda: events_applied(settings) == len(before), 120), worker.log_text()[-3000:]
 
             assert broker.pid is not None
             os.kill(broker.pid, signal.SIGSTOP)
@@ -53,6 +53,6 @@ def test_the_worker_goes_on_after_a_30_second_broker_outage(tmp_path: Path) -> N
                 os.kill(broker.pid, signal.SIGCONT)
 
             publish_events(settings, after)
-            done = wait_for(lambda: events_consumed(settings) == len(before) + len(after), 180)
-            assert done, (events_consumed(settings), worker.log_text()[-4000:])
+            done = wait_for(lambda: events_applied(settings) == len(before) + len(after), 180)
+            assert done, (events_applied(settings), worker.log_text()[-4000:])
             assert worker.alive()

@@ -22,7 +22,7 @@ from churnwatch.kafka.topics import ensure_topics
 from churnwatch.dev.worker_process import WorkerProcess
 from tests.support.brokers import Broker
 from tests.support.states import changelog_states, replayed_facts
-from tests.support.worker import events_consumed, http_get, make_settings, publish_events, wait_for
+from tests.support.worker import events_applied, http_get, make_settings, publish_events, wait_for
 from churnwatch.testing.events import login
 from tests.support.story import story
 
@@ -45,7 +45,7 @@ def test_a_hand_started_worker_on_the_embedded_broker_restarts_with_every_state(
                        for customer in sorted({e.customer_id for e in first_part})]
         with WorkerProcess(settings, tmp_path / "first.log") as first:  # no CHURNWATCH_* tuning
             publish_events(settings, first_part)
-            assert wait_for(lambda: events_consumed(settings) == len(first_part), WAIT_S), first.log_text()[-3000:]
+            assert wait_for(lambda: events_applied(settings) == len(first_part), WAIT_S), first.log_text()[-3000:]
             assert "the broker is the embedded Tansu broker" in first.log_text()
         assert first.process is not None and first.process.returncode == 0, first.log_text()[-3000:]
 

@@ -24,7 +24,7 @@ from churnwatch.dev.worker_process import WorkerProcess
 from tests.support.brokers import Broker, chosen_broker, own_broker
 from tests.support.states import changelog_states, replayed_facts
 from tests.support.worker import (
-    events_consumed, http_get, make_settings, publish_events, running_worker, wait_for,
+    events_applied, http_get, make_settings, publish_events, running_worker, wait_for,
 )
 from churnwatch.testing.events import day, login, usage
 
@@ -69,7 +69,7 @@ def test_a_compacted_changelog_restores_every_state(tmp_path: Path) -> None:
                 events = _round(n)
                 publish_events(settings, events)
                 published += events
-                assert wait_for(lambda: events_consumed(settings) == len(published), WAIT_S), first.log_text()[-3000:]
+                assert wait_for(lambda: events_applied(settings) == len(published), WAIT_S), first.log_text()[-3000:]
             written = ROUNDS * CUSTOMERS
             # Kafka has compacted: fewer records than versions written, every customer still there.
             assert wait_for(lambda: _changelog_records(settings) <= written // 2, WAIT_S), _changelog_records(settings)
@@ -111,7 +111,7 @@ def test_lag_is_zero_where_the_broker_says_everything_was_read(broker: Broker, t
         events = [e for c in range(50) for n in range(4)
                   for e in (login(day(n) + timedelta(hours=c), f"lag-{c}"),)]
         publish_events(settings, events)
-        assert wait_for(lambda: events_consumed(settings) == len(events), WAIT_S), worker.log_text()[-3000:]
+        assert wait_for(lambda: events_applied(settings) == len(events), WAIT_S), worker.log_text()[-3000:]
 
         def caught_up() -> bool:
             ends, committed = asyncio.run(_end_offsets_and_committed(settings))

@@ -84,8 +84,19 @@ def metric_total(settings: Settings, name: str) -> float:
 
 
 def events_consumed(settings: Settings) -> float:
-    """The worker's count of accepted events."""
+    """The worker's count of accepted events (a repeated event id counted again)."""
     return metric_total(settings, "churnwatch_events_consumed_total")
+
+
+def events_applied(settings: Settings) -> float:
+    """Accepted events not seen before: what a stream of distinct events must reach, whatever is read twice.
+
+    Repeats are at-least-once's: after a rebalance a partition is read again from its committed offset, or
+    from its start when the group never committed it.
+    """
+    text = http_get(settings, "/metrics")[1].decode()
+    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+               if sample.name == "churnwatch_events_consumed_total" and sample.labels.get("outcome") != "duplicate")
 
 
 def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
