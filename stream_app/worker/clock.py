@@ -43,6 +43,10 @@ class Progress(NamedTuple):
 
 
 class Clock(Protocol):
+    # Why the last ``now`` was None, for the log: what held the sweep back, and which partition.
+    waiting_on: str | None
+    held_by: Source | None
+
     def for_event(self, event_time: datetime) -> datetime:
         """The time an event is evaluated at."""
 
@@ -54,6 +58,9 @@ class Clock(Protocol):
 
 
 class WallClock:
+    waiting_on: str | None = None  # the wall clock never holds the sweep back
+    held_by: Source | None = None
+
     def for_event(self, event_time: datetime) -> datetime:
         return datetime.now(UTC)
 
@@ -72,7 +79,6 @@ class EventClock:
         self._read: dict[Source, int] = {}
         self._heard: dict[Source, float] = {}
         self._watermark: datetime | None = None
-        # Why the last ``now`` was None, for the log: which partition held the sweep back.
         self.waiting_on: str | None = None
         self.held_by: Source | None = None
 
@@ -87,7 +93,7 @@ class EventClock:
             self._newest[source] = event_time if newest is None else max(newest, event_time)
 
     def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
-        holding: list[tuple[datetime, str, Source]] = []  # (newest time read, what is waiting, where)
+        holding: list[tuple[datetime, Source, int, int | None]] = []  # (newest read, where, next offset, highwater)
         wall = self._monotonic()
         for source, (highwater, committed) in progress.items():
             next_offset = max(self._read.get(source, -1) + 1, committed or 0)
@@ -96,17 +102,16 @@ class EventClock:
             if caught_up and quiet:
                 continue  # nothing waiting here
             newest = self._newest.get(source)
-            waiting = f"{source}: next offset {next_offset}, high watermark {highwater}"
             if newest is None:  # records waiting, none read yet: wait for them
-                self.waiting_on, self.held_by = f"{waiting}, nothing read yet", source
+                self._hold(source, next_offset, highwater, "nothing read yet")
                 return None
-            holding.append((newest, waiting, source))
+            holding.append((newest, source, next_offset, highwater))
         if holding:
-            candidate, waiting, source = min(holding, key=lambda held: held[0])
+            candidate, source, next_offset, highwater = min(holding, key=lambda held: held[0])
             if self._watermark is not None and candidate < self._watermark:
                 # a partition behind the time already swept to: wait until it catches up
-                self.waiting_on = f"{waiting}, read up to {candidate.isoformat()}, behind the sweep's time"
-                self.held_by = source
+                self._hold(source, next_offset, highwater,
+                           f"read up to {candidate.isoformat()}, behind the sweep's time")
                 return None
         else:  # nothing waiting: the newest time this worker's partitions have shown
             candidate = max((self._newest[s] for s in progress if s in self._newest), default=None)
@@ -114,6 +119,12 @@ class EventClock:
         if candidate is not None and (self._watermark is None or candidate > self._watermark):
             self._watermark = candidate
         return self._watermark
+
+
+    def _hold(self, source: Source, next_offset: int, highwater: int | None, why: str) -> None:
+        """No sweep now; said in words only here, not for every partition at every sweep."""
+        self.waiting_on = f"{source}: next offset {next_offset}, high watermark {highwater}, {why}"
+        self.held_by = source
 
 
 def make_clock(kind: Literal["wall", "event"], idle_s: float = 2.0) -> Clock:

@@ -114,10 +114,10 @@ class Sweeper:
             return
         if wall - self._last_said >= WAIT_LOG_S:
             self._last_said = wall
-            held_by = getattr(self.clock, "held_by", None)
+            held_by = self.clock.held_by
             state = fetch_state(self.app.consumer, TP(*held_by)) if held_by is not None else "?"
             log.info("the sweep has waited %.0f s for the partitions to catch up: %s (%s)",
-                     wall - self._waiting_since, getattr(self.clock, "waiting_on", None) or "?", state)
+                     wall - self._waiting_since, self.clock.waiting_on or "?", state)
 
     def _export_lag(self, progress: dict[tuple[str, int], Progress]) -> None:
         """Records waiting per input partition (needs a fresh high watermark from the consumer)."""

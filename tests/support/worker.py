@@ -76,11 +76,12 @@ def publish_events(settings: Settings, events: list[Event]) -> None:
     asyncio.run(publish())
 
 
-def metric_total(settings: Settings, name: str) -> float:
-    """The sum of a metric's samples over its labels, scraped from the worker's /metrics."""
+def metric_total(settings: Settings, name: str, unless: dict[str, str] | None = None) -> float:
+    """The sum of a metric's samples over its labels, scraped from the worker's /metrics; ``unless``: samples
+    with these label values left out."""
     text = http_get(settings, "/metrics")[1].decode()
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == name)
+               if sample.name == name and not (unless and unless.items() <= sample.labels.items()))
 
 
 def events_consumed(settings: Settings) -> float:
@@ -94,9 +95,7 @@ def events_applied(settings: Settings) -> float:
     Repeats are at-least-once's: after a rebalance a partition is read again from its committed offset, or
     from its start when the group never committed it.
     """
-    text = http_get(settings, "/metrics")[1].decode()
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "churnwatch_events_consumed_total" and sample.labels.get("outcome") != "duplicate")
+    return metric_total(settings, "churnwatch_events_consumed_total", unless={"outcome": "duplicate"})
 
 
 def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
