@@ -80,7 +80,10 @@ def fold_event(
     if event.event_id in state.recent_event_ids:
         return state, Outcome.DUPLICATE
     newest = max(state.last_event_at, at)
-    too_old = day_of(at) <= day_of(newest) - config.state.keep_days
+    outside = day_of(at) <= day_of(newest) - config.state.keep_days
+    # Usage is judged against the newest usage: the other topics may be read far ahead of it.
+    too_old = outside and (not isinstance(event, UsageEvent)
+                           or day_of(at) <= day_of(_newest_usage(state, at)) - config.state.keep_days)
     update: dict[str, object] = {
         "first_seen_at": min(state.first_seen_at, at),
         "last_event_at": newest,
@@ -90,7 +93,7 @@ def fold_event(
     folded = evolve(state, update)
     # Facts only fall out of the window when it moves or the event is older
     # than it; a ticket close may take the closes over their cap.
-    if too_old or day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
+    if outside or day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
         folded = _trim(folded, config)
     return folded, Outcome.TOO_OLD if too_old else Outcome.APPLIED
 
@@ -214,6 +217,10 @@ def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, 
     return tuple(merged[-cap:])
 
 
+def _newest_usage(state: CustomerState, otherwise: int) -> int:
+    return state.last_activity_at if state.last_activity_at is not None else otherwise
+
+
 def first_kept_day(state: CustomerState, config: RulesConfig) -> int:
     """The oldest day whose day-by-day facts the state still holds (counted back from its newest event).
 
@@ -232,8 +239,12 @@ def _trim(state: CustomerState, config: RulesConfig) -> CustomerState:
     first_day = first_kept_day(state, config)
     cutoff = first_day * DAY
     update: dict[str, object] = {}
-    if state.activity and min(state.activity) < first_day:
-        update["activity"] = {d: k for d, k in state.activity.items() if d >= first_day}
+    # Usage days are kept counted back from the newest usage, not from the newest event: a worker may read
+    # a customer's payments or subscription months ahead of their usage, and the model's weekly snapshots,
+    # taken at their own time, must still see the usage of the weeks before.
+    first_usage_day = day_of(_newest_usage(state, state.last_event_at)) - config.state.keep_days + 1
+    if state.activity and min(state.activity) < first_usage_day:
+        update["activity"] = {d: k for d, k in state.activity.items() if d >= first_usage_day}
     for name in ("failures", "tickets_opened", "sentiments", "downgrades"):
         items = getattr(state, name)
         if items and items[0].at < cutoff:

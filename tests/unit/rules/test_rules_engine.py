@@ -12,6 +12,7 @@ from churnwatch.rules.priority import priority
 from churnwatch.rules.clock_math import to_seconds
 from churnwatch.rules.config import DisengagementConfig, ModelConfig
 from churnwatch.rules.engine import is_future
+from churnwatch.rules.features import observe
 from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import Event
 from churnwatch.testing import at, day, failed, login, subscription, succeeded, ticket, usage
@@ -266,6 +267,24 @@ def test_an_event_older_than_the_window_keeps_what_lasts_in_any_order() -> None:
     again = apply_event(skewed, start, day(70))
     assert again.outcome is Outcome.TOO_OLD and again.state is not None
     assert again.state.facts() == skewed.facts()
+
+
+def test_usage_read_behind_a_customers_other_topics_keeps_its_days() -> None:
+    """A worker reads a customer's payments months ahead of their usage: the usage days still count.
+
+    Counted back from the newest event of any topic, the days would fall out
+    as they are folded, and the model's weekly snapshot of those weeks would
+    see a customer who never used the product.
+    """
+    ahead = failed(day(100))  # the payments topic, read first
+    uses = [usage(day(d), quantity=1) for d in range(10)]
+    state, _ = run([ahead, *uses])
+    assert sorted(state.activity) == [to_seconds(day(d)) // 86400 for d in range(10)]
+    assert observe(state, to_seconds(day(9.5))).active_days_7 == 7
+    more = apply_event(state, usage(day(10)), day(10))
+    assert more.outcome is Outcome.APPLIED
+    # Older than the window counted back from the newest usage: too old, as before.
+    assert apply_event(more.state, usage(day(10 - 61)), day(10)).outcome is Outcome.TOO_OLD  # type: ignore[arg-type]
 
 
 def test_late_events_land_in_their_own_day() -> None:
