@@ -80,10 +80,6 @@ def fold_event(
     if event.event_id in state.recent_event_ids:
         return state, Outcome.DUPLICATE
     newest = max(state.last_event_at, at)
-    outside = day_of(at) <= day_of(newest) - config.state.keep_days
-    # Usage is judged against the newest usage: the other topics may be read far ahead of it.
-    too_old = outside and (not isinstance(event, UsageEvent)
-                           or day_of(at) <= day_of(_newest_usage(state, at)) - config.state.keep_days)
     update: dict[str, object] = {
         "first_seen_at": min(state.first_seen_at, at),
         "last_event_at": newest,
@@ -91,6 +87,9 @@ def fold_event(
     }
     update.update(FOLDS[type(event)](state, event, at, config))
     folded = evolve(state, update)
+    outside = day_of(at) < first_kept_day(folded, config)
+    # Usage is judged against the newest usage: the other topics may be read far ahead of it.
+    too_old = day_of(at) < first_usage_day(folded, config) if isinstance(event, UsageEvent) else outside
     # Facts only fall out of the window when it moves or the event is older
     # than it; a ticket close may take the closes over their cap.
     if outside or day_of(newest) != day_of(state.last_event_at) or len(folded.tickets_closed_at) > MAX_TICKETS:
@@ -217,10 +216,6 @@ def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, 
     return tuple(merged[-cap:])
 
 
-def _newest_usage(state: CustomerState, otherwise: int) -> int:
-    return state.last_activity_at if state.last_activity_at is not None else otherwise
-
-
 def first_kept_day(state: CustomerState, config: RulesConfig) -> int:
     """The oldest day whose day-by-day facts the state still holds (counted back from its newest event).
 
@@ -230,8 +225,19 @@ def first_kept_day(state: CustomerState, config: RulesConfig) -> int:
     return day_of(state.last_event_at) - config.state.keep_days + 1
 
 
+def first_usage_day(state: CustomerState, config: RulesConfig) -> int:
+    """The oldest usage day the state still holds, counted back from its newest usage.
+
+    Not from the newest event: a worker may read a customer's payments or subscription months ahead of
+    their usage, and the model's weekly snapshots, taken at their own time, must still see the usage of the
+    weeks before.
+    """
+    newest = state.last_activity_at if state.last_activity_at is not None else state.last_event_at
+    return day_of(newest) - config.state.keep_days + 1
+
+
 def _trim(state: CustomerState, config: RulesConfig) -> CustomerState:
-    """Drop what fell out of the kept window, measured from the newest event.
+    """Drop what fell out of the kept windows: usage days from the newest usage, the rest from the newest event.
 
     Only what holds something older than the window is rebuilt: the lists
     and the remembered ids are kept oldest first, so their first item tells.
@@ -239,12 +245,9 @@ def _trim(state: CustomerState, config: RulesConfig) -> CustomerState:
     first_day = first_kept_day(state, config)
     cutoff = first_day * DAY
     update: dict[str, object] = {}
-    # Usage days are kept counted back from the newest usage, not from the newest event: a worker may read
-    # a customer's payments or subscription months ahead of their usage, and the model's weekly snapshots,
-    # taken at their own time, must still see the usage of the weeks before.
-    first_usage_day = day_of(_newest_usage(state, state.last_event_at)) - config.state.keep_days + 1
-    if state.activity and min(state.activity) < first_usage_day:
-        update["activity"] = {d: k for d, k in state.activity.items() if d >= first_usage_day}
+    first_usage = first_usage_day(state, config)
+    if state.activity and min(state.activity) < first_usage:
+        update["activity"] = {d: k for d, k in state.activity.items() if d >= first_usage}
     for name in ("failures", "tickets_opened", "sentiments", "downgrades"):
         items = getattr(state, name)
         if items and items[0].at < cutoff:

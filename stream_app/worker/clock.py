@@ -120,7 +120,6 @@ class EventClock:
             self._watermark = candidate
         return self._watermark
 
-
     def _hold(self, source: Source, next_offset: int, highwater: int | None, why: str) -> None:
         """No sweep now; said in words only here, not for every partition at every sweep."""
         self.waiting_on = f"{source}: next offset {next_offset}, high watermark {highwater}, {why}"
