@@ -12,6 +12,14 @@ A state enters the table's local store only once the broker has it. With
 the on-disk store this matters: a state on disk that the changelog never got
 would make the repeated messages look like duplicates, so their effect would
 be on this disk only, and lost for the worker that next takes the partition.
+
+At a rebalance Faust's recovery reads the changelog of every partition the
+worker keeps into the table again (the memory store from its start), while
+this writer still confirms states processed before it. A recovered message
+older than a state confirmed meanwhile would overwrite it, and the customer's
+next event would be folded onto the older state: one event lost. So states
+confirmed from the start of a rebalance to the end of its recovery are put
+back once recovery is done (``recovered``).
 """
 
 from __future__ import annotations
@@ -55,6 +63,9 @@ class ChangelogWriter:
         self._stream: Acknowledger | None = None
         self._timer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
+        # States the broker confirmed since a rebalance began: customer -> (bytes, partition).
+        self._recovering = False
+        self._confirmed_in_rebalance: dict[str, tuple[bytes, int]] = {}
         # Customers the on-disk store gained, by partition (it cannot count its keys
         # cheaply; its owner resets this at recovery and counts what the store holds).
         self.stored = Counter[int]()
@@ -138,6 +149,31 @@ class ChangelogWriter:
                 for message_event in held:
                     await self._stream.ack(message_event)
 
+    def rebalancing(self) -> None:
+        """A rebalance began: from now until ``recovered``, confirmed states are kept to be put back."""
+        self._recovering = True
+
+    def recovered(self, active: set[int]) -> list[tuple[str, bytes, int]]:
+        """Put back every state confirmed since the rebalance began, in the partitions still the worker's.
+
+        Each is the newest state of its customer: only this worker wrote to
+        its partitions since it last owned them. Returns what was put back
+        (customer, bytes, partition), so what is built from states (the due
+        index) follows it.
+        """
+        kept = [(customer_id, raw, partition)
+                for customer_id, (raw, partition) in self._confirmed_in_rebalance.items() if partition in active]
+        self._recovering = False
+        self._confirmed_in_rebalance = {}
+        overwritten = 0
+        for customer_id, raw, partition in kept:
+            overwritten += self.table.get(customer_id) != raw
+            if store(self.table, customer_id, raw, partition):
+                self.stored[partition] += 1
+        if overwritten:
+            log.info("%d states confirmed during the rebalance put back over older ones recovery read", overwritten)
+        return kept
+
     def _confirmed(self, customer_id: str, raw: bytes, partition: int) -> Any:
         """The callback for one confirmed changelog message: into the local store, then the table's own.
 
@@ -146,6 +182,8 @@ class ChangelogWriter:
         start), never ahead of them.
         """
         def confirmed(sent_message: Any) -> None:
+            if self._recovering:
+                self._confirmed_in_rebalance[customer_id] = (raw, partition)
             if store(self.table, customer_id, raw, partition):
                 self.stored[partition] += 1
             if self._sent is not None:

@@ -125,11 +125,16 @@ def store(table: faust.Table, key: str, value: bytes, partition: int) -> bool:
     Faust's on-disk store cannot tell which partition a key belongs to (its
     ``Store._set`` reads it from the current event, and asserts there is one).
     The memory store needs no partition, and counts its keys itself (so
-    always False: nothing to count).
+    always False: nothing to count); it is told the key's partition all the
+    same (``Store._key_partition``, otherwise filled only by recovery), so a
+    rebalance that takes the partition away drops the key from this worker.
     """
     data = table.data
     if not on_disk(table):
         data[key] = value
+        key_partition = getattr(data, "_key_partition", None)
+        if key_partition is not None:
+            key_partition[key] = partition
         return False
     raw_key = data._encode_key(key)
     db = data._db_for_partition(partition)

@@ -77,10 +77,10 @@ class Processor:
             value_type=bytes,  # CustomerState.to_bytes(), raw
             on_changelog_event=self._on_changelog_event,
         )
-        if on_disk(self.table):
-            self.table.on_recover(self._index_stored_states)
         self.states = ChangelogWriter(self.table, settings.batch_max, settings.batch_wait_s,
                                       DecodedStates(settings.state_cache_size), changelog_sent(self.table))
+        self.table.on_recover(self._recovered)
+        app.on_partitions_revoked.connect(self._rebalancing)
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
         self.runner = Runner(rules, self.model, self.states, self.index, self.clock)
@@ -189,6 +189,18 @@ class Processor:
         if raw is not None:
             self._index(raw, changelog_event.message.partition)
 
+    async def _rebalancing(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
+        self.states.rebalancing()
+
+    async def _recovered(self) -> None:
+        """After recovery: the states confirmed meanwhile back in the table, then the due index from what it holds."""
+        topic = self.table.changelog_topic_name
+        active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        for _, raw, partition in self.states.recovered(active):
+            self._index(raw, partition)
+        if on_disk(self.table):
+            await self._index_stored_states()
+
     async def _index_stored_states(self) -> None:
         """Rebuild the due index from the states kept on disk (a restart read only the changelog's tail)."""
         started = time.perf_counter()
@@ -200,12 +212,12 @@ class Processor:
         async for partition, raw in stored_values(self.table):
             stored[partition] += 1
             scanned += 1
-            self._index(raw, partition, skip_pending=True)
+            self._index(raw, partition)
         log.info("due index rebuilt from %d stored states in %.1f s", scanned, time.perf_counter() - started)
 
-    def _index(self, raw: bytes, partition: int, skip_pending: bool = False) -> None:
+    def _index(self, raw: bytes, partition: int) -> None:
         found = outline(raw)  # not the whole state: a restore reads every customer's
-        if skip_pending and self.states.pending(found.customer_id):
+        if self.states.pending(found.customer_id):
             return  # its newer state set the index already
         self.index.set(found.customer_id, found.next_due_at, partition)
         self.metrics.episodes(found.customer_id, list(found.open_severities))

@@ -135,3 +135,31 @@ def test_a_state_enters_the_table_only_once_the_broker_confirmed_it() -> None:
         await writer.stop()
 
     asyncio.run(scenario())
+
+
+def test_states_confirmed_during_a_rebalance_are_put_back_over_older_recovered_ones() -> None:
+    """Recovery reads the changelog into the table while the writer still confirms: the newer state must win."""
+    async def scenario() -> None:
+        writer, table, stream = _writer()
+        writer.put("acme", _state("acme", 1), 2)
+        writer.hold(stream, 10)
+        await writer.write()
+        old = table.data["acme"]
+        writer.rebalancing()
+        writer.put("acme", _state("acme", 2), 2)
+        writer.put("globex", _state("globex", 2), 3)  # a partition the rebalance takes away
+        writer.hold(stream, 11)
+        await writer.write()
+        table.data["acme"] = old  # recovery applies the changelog's older message last
+        put_back = writer.recovered(active={0, 1, 2})
+        assert [(customer, partition) for customer, _, partition in put_back] == [("acme", 2)]
+        assert table.data["acme"] == _state("acme", 2).to_bytes()
+        assert writer.get("acme") == _state("acme", 2)
+        # Outside a rebalance nothing is kept to be put back.
+        writer.put("acme", _state("acme", 3), 2)
+        writer.hold(stream, 12)
+        await writer.write()
+        assert writer.recovered(active={2}) == []
+        await writer.stop()
+
+    asyncio.run(scenario())
