@@ -27,7 +27,7 @@ from churnwatch.rules import (
     revenue,
     support,
 )
-from churnwatch.rules.clock_math import HOUR, iso_date, to_seconds
+from churnwatch.rules.clock_math import HOUR, iso_date, to_datetime, to_seconds
 from churnwatch.rules.condition import Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.episodes import reconcile
@@ -54,6 +54,7 @@ class Assessment:
 
     at: int
     stake: float
+    customer_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +92,25 @@ def apply_event(
 
     ``scorer`` is a read-only view of the online model (the model itself
     lives in the shell); without one, snapshots are still taken, unscored.
+
+    A weekly snapshot due before the event is taken first, at its due time,
+    from the state without the event: a worker may read a customer's usage
+    ahead of the sweep that would have taken it then (as a replay does), and
+    a snapshot is the same wherever it is taken only if it sees the same
+    usage.
     """
+    at = to_seconds(event.occurred_at)
+    early: tuple[list[Labelled], list[Assessment]] = ([], [])
+    if state is not None and config.model.enabled and model_risk.RULE in FED_BY[type(event)]:
+        due = labels.next_snapshot_at(state, config)
+        if due is not None and due < at and event.event_id not in state.recent_event_ids:
+            state, early_labelled, early_assessed = _model_step(state, due, config, scorer)
+            early = (early_labelled, early_assessed)
     folded, outcome = fold_event(state or new_state(event), event, config)
     if outcome is Outcome.DUPLICATE:
         return Transition(state, (), outcome)
-    at = to_seconds(event.occurred_at)
-    return _evaluate(folded, FED_BY[type(event)], max(to_seconds(now), at), at, config, scorer, outcome)
+    return _evaluate(folded, FED_BY[type(event)], max(to_seconds(now), at), at, config, scorer, outcome,
+                     early=early)
 
 
 def is_future(event: Event, reference: datetime | None, config: RulesConfig = DEFAULT_CONFIG) -> bool:
@@ -120,6 +134,41 @@ def evaluate(
     return _evaluate(state, list(RULES), clock, clock, config, scorer, sweep=True)
 
 
+CATCH_UP_STEPS = 64  # most evaluations one tick makes, catching a customer up to its sweep's time
+
+
+def evaluate_until(
+    state: CustomerState,
+    now: datetime,
+    until: datetime,
+    config: RulesConfig = DEFAULT_CONFIG,
+    scorer: ModelView | None = None,
+) -> Transition:
+    """``evaluate`` at ``now``, then again at each due time the state gives up to ``until``, as one transition.
+
+    A worker reading a backlog has customers whose due times fall day after
+    day behind its sweep's time; judging one due time per sweep walked them
+    one day per sweep, and their ticks held the model's clocks back as long.
+    The replay judges each due time in turn too: this is the same sequence
+    of evaluations, made at once. Bounded: what is left is due at once.
+    """
+    t = evaluate(state, now, config, scorer)
+    parts = [t]
+    end = to_seconds(until)
+    for _ in range(CATCH_UP_STEPS - 1):
+        last = parts[-1].state
+        due = None if last is None else last.next_due_at
+        if last is None or due is None or due > end or due <= to_seconds(now):
+            break
+        now = to_datetime(due)
+        parts.append(evaluate(last, now, config, scorer))
+    if len(parts) == 1:
+        return t
+    return Transition(parts[-1].state, tuple(a for p in parts for a in p.alerts), t.outcome,
+                      tuple(x for p in parts for x in p.labelled), tuple(x for p in parts for x in p.assessed),
+                      tuple(x for p in parts for x in p.judged), tuple(x for p in parts for x in p.churns))
+
+
 def _model_step(
     state: CustomerState, now: int, config: RulesConfig, scorer: ModelView | None
 ) -> tuple[CustomerState, list[Labelled], list[Assessment]]:
@@ -129,30 +178,61 @@ def _model_step(
     judges that score, and a lookup scores the customer afresh. Scoring every
     event would cost most of the core's time for numbers nobody reads (the
     model does not change when it predicts, so skipping them changes nothing).
+
+    A snapshot is scored by the model's version of its week (``covers``): when
+    that version is not made yet (a worker waits for every partition's labels
+    of the week before), the snapshot is kept unscored (``PENDING``) and scored
+    at a later evaluation, as of its own time.
     """
     when = max(now, state.evaluated_at.get(RuleName.MODEL_RISK, now))
-    state, labelled = labels.label_snapshots(state, when, config)
-    if not labels.snapshot_due(state, when, config):
-        return state, labelled, []
-    observation = observe(state, when)
-    score = scorer.score(observation, True) if scorer else None
+    labelled: list[Labelled] = []
     assessed: list[Assessment] = []
-    feature_set = "unscored"
-    kept = raw = None
-    if score is not None:
-        feature_set = score.feature_set
-        at_stake = stake(score.probability, observation.mrr, config.model)
-        rank = scorer.rank(at_stake, when) if scorer else None
-        risk = Risk(assessed=score.probability, assessed_at=when, ready=score.ready, drivers=score.drivers,
-                    stake=at_stake, rank=None if rank is None else rank.share,
-                    population=0 if rank is None else rank.population)
-        state = evolve(state, {"risk": risk})
+    # Each weekly snapshot at its due time, whenever it is taken (a sweep
+    # tick at every due time, as the replay has, takes them one by one; a
+    # stale tick or an event read ahead may come later), from what was known
+    # then. Bounded: what is left is due at once, for the next evaluation.
+    for _ in range(labels.max_snapshots(config)):
+        due = labels.next_snapshot_at(state, config)
+        if due is None or due > when or labels.churned(state, due, config):
+            break
+        state, settled = labels.label_snapshots(state, due, config)
+        labelled += settled
+        state = labels.take_snapshot(state, due, config, observe(state, due),
+                                     "unscored" if scorer is None else labels.PENDING, None)
+    state, settled = labels.label_snapshots(state, when, config)
+    labelled += settled
+    if scorer is not None and any(s.feature_set == labels.PENDING for s in state.snapshots):
+        state = _score_pending(state, config, scorer, assessed)
+    return state, labelled, assessed
+
+
+def _score_pending(
+    state: CustomerState, config: RulesConfig, scorer: ModelView, assessed: list[Assessment]
+) -> CustomerState:
+    """Score the snapshots the model's version now covers, each as of its own time; the newest sets the risk."""
+    snapshots = list(state.snapshots)
+    risk = state.risk
+    for i, snapshot in enumerate(snapshots):
+        if snapshot.feature_set != labels.PENDING or snapshot.observation is None or not scorer.covers(
+                snapshot.taken_at):
+            continue
+        at = snapshot.taken_at
+        score = scorer.score(snapshot.observation, True)
+        at_stake = stake(score.probability, snapshot.observation.mrr, config.model)
+        rank = scorer.rank(at_stake, at)
+        if risk is None or at >= risk.assessed_at:
+            risk = Risk(assessed=score.probability, assessed_at=at, ready=score.ready, drivers=score.drivers,
+                        stake=at_stake, rank=None if rank is None else rank.share,
+                        population=0 if rank is None else rank.population)
         # Scores of a model still warming up are neither kept nor ranked: the
         # model's own numbers (ROC AUC, log loss) judge the model in use.
-        if score.warm:
-            kept, raw = score.probability, score.raw
-            assessed.append(Assessment(when, at_stake))
-    return labels.take_snapshot(state, when, config, observation, feature_set, kept, raw), labelled, assessed
+        kept = score.warm
+        snapshots[i] = evolve(snapshot, {"feature_set": score.feature_set,
+                                         "probability": score.probability if kept else None,
+                                         "raw": score.raw if kept else None})
+        if kept:
+            assessed.append(Assessment(at, at_stake, state.customer_id))
+    return evolve(state, {"snapshots": tuple(snapshots), "risk": risk})
 
 
 def _evaluate(
@@ -164,11 +244,22 @@ def _evaluate(
     scorer: ModelView | None,
     outcome: Outcome = Outcome.APPLIED,
     sweep: bool = False,
+    early: tuple[list[Labelled], list[Assessment]] = ([], []),
 ) -> Transition:
-    labelled: list[Labelled] = []
-    assessed: list[Assessment] = []
+    labelled, assessed = early
+    risk_before = state.risk
     if config.model.enabled and model_risk.RULE in rules:
-        state, labelled, assessed = _model_step(state, now, config, scorer)
+        state, more_labelled, more_assessed = _model_step(state, now, config, scorer)
+        labelled, assessed = [*labelled, *more_labelled], [*assessed, *more_assessed]
+    # A snapshot scored late (it waited for its week's model version while the
+    # customer's later events were read) is judged as of its own time, as the
+    # replay, which scored it then, judged it: while later snapshots still
+    # wait, and when it opens an episode. A cancellation read meanwhile closes
+    # the episode once every snapshot before it is scored.
+    risk = state.risk
+    late_risk_at = (risk.assessed_at if risk is not None and (
+        labels.pending_since(state) is not None
+        or (risk is not risk_before and RuleName.MODEL_RISK not in state.episodes)) else None)
     conditions = {}
     resolutions = {}
     evaluated_at = dict(state.evaluated_at)
@@ -185,9 +276,10 @@ def _evaluate(
         # queued behind a newer event must not reopen what that event closed.
         when = max(now, evaluated_at.get(rule.name, now))
         evaluated_at[rule.name] = when
-        cancelled = cancelled_at is not None and cancelled_at <= when
+        judged_at = min(when, late_risk_at) if rule.name is RuleName.MODEL_RISK and late_risk_at else when
+        cancelled = cancelled_at is not None and cancelled_at <= judged_at
         live = enabled and not cancelled
-        conditions[rule.name] = rule.condition(state, when, config) if live else None
+        conditions[rule.name] = rule.condition(state, judged_at, config) if live else None
         if rule.name in state.episodes:  # only an open episode can be closed, and needs saying why
             resolutions[rule.name] = (
                 f"Closed: the customer cancelled on {iso_date(cancelled_at)}"

@@ -99,7 +99,8 @@ def observe(state: CustomerState, now: int) -> Observation:
     two_weeks_ago = now - 14 * DAY
     sentiments = [s.value for s in state.sentiments if two_weeks_ago < s.at <= now]
     paid_until = state.last_payment_success_at
-    started = state.started_at if state.started_at is not None else state.first_seen_at
+    # Only what was known at ``now``: a worker may have read a customer's subscription ahead of their usage.
+    started = state.started_at if state.started_at is not None and state.started_at <= now else state.first_seen_at
     first_usage = state.first_activity_at if state.first_activity_at is not None else now
     return Observation(
         counts={name: (c[0], c[1], c[2]) for name, c in sorted(counts.items())},

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from churnwatch.rules.clock_math import DAY, day_of
-from churnwatch.rules.config import RulesConfig
+from churnwatch.rules.config import ModelConfig, RulesConfig
 from churnwatch.rules.state import CustomerState, Observation, Snapshot, evolve
 
 
@@ -39,6 +39,9 @@ class Labelled:
     raw: float | None = None
 
 
+PENDING = "pending"  # the feature set of a snapshot waiting for the model's version of its week
+
+
 def max_snapshots(config: RulesConfig) -> int:
     return config.model.horizon_days // config.model.snapshot_every_days + 2
 
@@ -53,7 +56,9 @@ def label_snapshots(state: CustomerState, now: int, config: RulesConfig) -> tupl
     waiting: list[Snapshot] = []
     labelled: list[Labelled] = []
     for snapshot in state.snapshots:
-        label = _label(state, snapshot, now, horizon, config)
+        # One still waiting for its model is labelled once scored: a worker reading a backlog ahead of the
+        # group's model versions would otherwise label it unscored, where the replay scored it.
+        label = None if snapshot.feature_set == PENDING else _label(state, snapshot, now, horizon, config)
         if label is None:
             waiting.append(snapshot)
         else:
@@ -84,18 +89,23 @@ def churned(state: CustomerState, now: int, config: RulesConfig) -> bool:
     return False
 
 
+def version_start(at: int, config: ModelConfig) -> int:
+    """The start of the model version that scores a snapshot taken at ``at``.
+
+    The model learns in steps of one snapshot period (a week), not a day: a
+    version waits for every assessment of the period before it (the alert
+    budget ranks against them), and those wait for their own version, so a
+    worker reading a backlog makes one version per round trip through the
+    labels topic; by the week, that is seven days of event time per trip.
+    """
+    period = config.snapshot_every_days * DAY
+    return at - at % period
+
+
 def next_snapshot_at(state: CustomerState, config: RulesConfig) -> int | None:
     """Weekly from the first usage: before any, the features say nothing."""
     since = state.last_snapshot_at if state.last_snapshot_at is not None else state.first_activity_at
     return None if since is None else since + config.model.snapshot_every_days * DAY
-
-
-def snapshot_due(state: CustomerState, now: int, config: RulesConfig) -> bool:
-    """Due weekly; never after churn."""
-    if churned(state, now, config) or state.last_snapshot_at == now:
-        return False
-    due = next_snapshot_at(state, config)
-    return due is not None and now >= due
 
 
 def take_snapshot(
@@ -104,8 +114,22 @@ def take_snapshot(
 ) -> CustomerState:
     snapshot = Snapshot(taken_at=now, feature_set=feature_set, observation=observation, probability=probability,
                         raw=raw)
-    kept = (*state.snapshots, snapshot)[-max_snapshots(config):]
+    kept = (*state.snapshots, snapshot)
+    if (excess := len(kept) - max_snapshots(config)) > 0:  # the oldest scored ones go; none waiting to be scored
+        dropped = {s.taken_at for s in kept if s.feature_set != PENDING}
+        dropped = set(sorted(dropped)[:excess])
+        kept = tuple(s for s in kept if s.taken_at not in dropped)
     return evolve(state, {"snapshots": kept, "last_snapshot_at": now})
+
+
+def pending_since(state: CustomerState) -> int | None:
+    """When the oldest snapshot waiting for its model version was taken (None: none waits).
+
+    Not a due time: the customer's other rules must not wait with it. The
+    worker keeps these customers aside and looks at them again when the
+    group's model makes a new version.
+    """
+    return next((s.taken_at for s in state.snapshots if s.feature_set == PENDING), None)
 
 
 def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:

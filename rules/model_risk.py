@@ -49,6 +49,9 @@ class ModelView(Protocol):
 
     def rank(self, stake: float, now: int) -> Rank | None: ...
 
+    def covers(self, at: int) -> bool:
+        """Whether the model is the version that scores a snapshot taken at ``at``."""
+
 
 def stake(probability: float, mrr: float, config: ModelConfig) -> float:
     """What the budget ranks: the revenue at stake, or the probability alone."""

@@ -305,6 +305,7 @@ class Outline:
     customer_id: str
     next_due_at: int | None
     open_severities: tuple[Severity, ...]
+    pending_since: int | None = None  # the oldest snapshot waiting for its model version (rules.labels)
 
 
 # ``next_due_at`` is the model's last field, so when set it ends the JSON;
@@ -312,6 +313,8 @@ class Outline:
 # by that word with an object for value, and inside a string the quotes are
 # escaped).
 _DUE_AT_END = re.compile(r',"next_due_at":(-?\d+)\}\Z')
+# Snapshots are kept oldest first, so the first waiting one is the oldest (``labels.PENDING``).
+_PENDING = re.compile(r'"taken_at":(-?\d+),"feature_set":"pending"')
 _START = '{"customer_id":'
 _EPISODES = '"episodes":{'
 _DECODER = json.JSONDecoder()
@@ -332,8 +335,12 @@ def outline(raw: bytes) -> Outline:
         due = _DUE_AT_END.search(doc)
         at = doc.find(_EPISODES)
         episodes = _DECODER.raw_decode(doc, at + len(_EPISODES) - 1)[0] if at >= 0 else {}
+        pending = _PENDING.search(doc)
         return Outline(str(customer_id), int(due.group(1)) if due else None,
-                       tuple(Severity(e["severity"]) for e in episodes.values()))
+                       tuple(Severity(e["severity"]) for e in episodes.values()),
+                       int(pending.group(1)) if pending else None)
     except (ValueError, KeyError, TypeError, AttributeError):
         state = CustomerState.from_bytes(raw)  # not the shape expected: the slow way, still right
-        return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()))
+        pending_at = next((s.taken_at for s in state.snapshots if s.feature_set == "pending"), None)
+        return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()),
+                       pending_at)

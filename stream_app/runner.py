@@ -6,10 +6,12 @@ effects, a sweep tick goes apply -> effects. Effects kept here are the
 customer's new state and its due time; the alerts come back in the ``Step``
 for the caller to send (Kafka, or a list), and only after they are out does
 the caller let the model learn from the step, so nothing the model does
-can hold an alert back or lose it (the replay: ``learn``, at once; the
-worker: through the labels topic, which every worker learns from in one
-order). Since both shells run this one function, a replay or a backtest says
-what the worker will do.
+can hold an alert back or lose it (the replay: ``learn``; the worker:
+through the labels topic, which every worker reads). The model learns by
+event-time week (``ChurnModel.advance``): the replay makes each week's version
+itself, on its clock (``makes_versions``); a worker's follower makes it once
+every partition's owner has said its week is done. Since both shells run this one function, a replay or a
+backtest says what the worker will do.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Protocol
 from churnwatch.due_index import DueIndex
 from churnwatch.model import ChurnModel
 from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
-from churnwatch.rules.engine import Transition, is_future
+from churnwatch.rules.clock_math import to_seconds
+from churnwatch.rules.engine import Transition, evaluate_until, is_future
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.events import Event
@@ -71,12 +74,15 @@ class Runner:
     """The core's one entry for inputs; holds no state of its own but the objects it is given."""
 
     def __init__(self, rules: RulesConfig, model: ChurnModel, states: States, index: DueIndex,
-                 clock: EventTime) -> None:
+                 clock: EventTime, makes_versions: bool = False) -> None:
+        """``makes_versions``: the inputs come in time order, every customer swept up to each input's time
+        (a replay), so the model's version of an input's day can be made before it is evaluated."""
         self.rules = rules
         self.model = model
         self.states = states
         self.index = index
         self.clock = clock
+        self.makes_versions = makes_versions
 
     def event(self, decoded: Event | Rejection, reference: datetime | None, source: Hashable = None,
               offset: int = 0, partition: int = 0) -> Step:
@@ -92,20 +98,29 @@ class Runner:
             self.clock.observe(source, offset, None)
             return Step("", rejection=decoded)
         now = self.clock.for_event(decoded.occurred_at)
+        if self.makes_versions:
+            self.model.advance(to_seconds(now))
         transition = apply_event(self.states.get(decoded.customer_id), decoded, now, self.rules, self.model)
-        counted = transition.outcome is not Outcome.DUPLICATE
-        self.clock.observe(source, offset, decoded.occurred_at if counted else None)
+        # A repeat moves the clock too: its time says how far its partition is read. A worker that took
+        # partitions over and read them again from their start (every event a repeat) kept its clock
+        # where its first new event put it, and its sweep, and the group's model versions, waited there.
+        self.clock.observe(source, offset, decoded.occurred_at)
         return self._keep(Step(decoded.customer_id, transition, event=decoded), partition)
 
-    def tick(self, customer_id: str, at: datetime, partition: int = 0) -> Step:
-        """A sweep tick: the customer judged at ``at`` with no event (an unknown customer: nothing to do)."""
+    def tick(self, customer_id: str, at: datetime, partition: int = 0, until: datetime | None = None) -> Step:
+        """A sweep tick: the customer judged at ``at`` with no event (an unknown customer: nothing to do);
+        with ``until`` (the sweep's time), at each due time after it up to then too."""
         state = self.states.get(customer_id)
         if state is None:
             return Step(customer_id)
-        return self._keep(Step(customer_id, evaluate(state, at, self.rules, self.model)), partition)
+        if self.makes_versions:
+            self.model.advance(to_seconds(at))
+        judged = (evaluate(state, at, self.rules, self.model) if until is None
+                  else evaluate_until(state, at, until, self.rules, self.model))
+        return self._keep(Step(customer_id, judged), partition)
 
     def learn(self, step: Step) -> int:
-        """Once the step's alerts are out: the model takes its assessments and labels; returns failures."""
+        """Once the step's alerts are out: the model takes its assessments and labels (to learn by week)."""
         t = step.transition
         return 0 if t is None else self.model.absorb(t.assessed, t.labelled)
 

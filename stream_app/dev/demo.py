@@ -32,6 +32,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from churnwatch.rules import load_rules
+from churnwatch.rules.clock_math import to_seconds
+from churnwatch.rules.config import ModelConfig
+from churnwatch.rules.labels import version_start
 from churnwatch.schemas.alert import Alert, AlertStatus
 from churnwatch.schemas.dead_letter import DeadLetter
 from churnwatch.schemas.events import Event
@@ -111,7 +114,7 @@ async def _follow_alerts(settings: Settings, run: LiveRun, console: Console, sto
 
 
 async def _run_live(settings: Settings, events: list[Event], days: int, speed: float,
-                    worker: WorkerProcess, console: Console, timeout_s: float) -> LiveRun:
+                    worker: WorkerProcess, console: Console, timeout_s: float, model: ModelConfig) -> LiveRun:
     run = LiveRun()
     stop = asyncio.Event()
     follower = asyncio.create_task(_follow_alerts(settings, run, console, stop))
@@ -128,6 +131,12 @@ async def _run_live(settings: Settings, events: list[Event], days: int, speed: f
         while run.markers_back < markers and time.monotonic() < deadline and not worker.dead():
             await asyncio.sleep(0.2)
         run.drained_s = time.monotonic() - started
+        # The model learns by week once every partition's week is done (docs/model.md): let it reach the
+        # last week, so its alerts and the numbers below are those of all that was published.
+        last_week = version_start(to_seconds(max(e.occurred_at for e in events)), model)
+        while ((_model_version(settings) or 0) < last_week and time.monotonic() < deadline
+               and not worker.dead()):
+            await asyncio.sleep(0.2)
         # Let the last sweeps (every second) fire what the end of time made due.
         seen = -1
         while seen != len(run.alerts) and time.monotonic() < deadline and not worker.dead():
@@ -137,6 +146,19 @@ async def _run_live(settings: Settings, events: list[Event], days: int, speed: f
         stop.set()
         await follower
     return run
+
+
+def _model_version(settings: Settings) -> float | None:
+    """The week the worker's model has learned up to (``churnwatch_model_learned_until_seconds``)."""
+    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("churnwatch_model_learned_until_seconds "):
+                    return float(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _live_outcomes(settings: Settings) -> dict[str, Any] | None:
@@ -178,7 +200,7 @@ def run_demo(
         with worker:
             console.print(f"worker started, pid {worker.pid}, app id {settings.app_id}; "
                           f"metrics at http://{settings.web_host}:{settings.web_port}/metrics")
-            run = asyncio.run(_run_live(settings, events, days, speed, worker, console, timeout_s))
+            run = asyncio.run(_run_live(settings, events, days, speed, worker, console, timeout_s, rules.model))
             alive = worker.alive()
             outcomes = _live_outcomes(settings) if alive else None
         code = worker.process.returncode if worker.process else None

@@ -16,6 +16,7 @@ dashboard or rule of ours reads them.
 from __future__ import annotations
 
 import platform
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import (
@@ -93,6 +94,12 @@ class Metrics:
                                       registry=registry)
         self.model_labels = Gauge("churnwatch_model_labels", "Labels the model has learned from, by label",
                                   ["label"], registry=registry)
+        self.model_version = Gauge("churnwatch_model_learned_until_seconds", "The start of the event-time week the "
+                                   "model has learned everything before (its version); stands still while a partition's "
+                                   "clock holds it back", registry=registry)
+        self.model_version.set(float("nan"))
+        self.model_waiting = Gauge("churnwatch_model_waiting_records", "Labels and assessments taken, waiting "
+                                   "for their week's version", registry=registry)
         # Alert outcomes (churnwatch.scoreboard): the whole group's, as this worker has read them from the
         # labels topic; every worker exports the same numbers (take the max over workers, not the sum).
         self.outcomes = Gauge("churnwatch_rule_outcomes", "Alerts judged, by rule and verdict (hit, miss, "
@@ -161,3 +168,6 @@ class Metrics:
         for label in ("negative", "positive"):
             count = summary.get(f"{label}_labels")
             self.model_labels.labels(label).set(count if isinstance(count, int) else 0)
+        until, waiting = summary.get("learned_until"), summary.get("waiting")
+        self.model_version.set(datetime.fromisoformat(until).timestamp() if isinstance(until, str) else float("nan"))
+        self.model_waiting.set(waiting if isinstance(waiting, int) else 0)

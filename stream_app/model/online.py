@@ -14,6 +14,16 @@ Chosen by measurement (docs/model.md): plain SGD at 0.003, no
 weighting of the rare positives (weighting them, as earlier versions did,
 cost ROC AUC on every base tried and made the scores over-confident).
 
+Learning is versioned by event-time week, so the model is a function of the
+labels alone, not of when a worker happened to read them: labels (and the
+weekly assessments the alert budget ranks against) are taken in as they
+come, but learned only when the shell says every one due before a day has
+arrived (``advance``), then in one fixed order (due time, customer,
+snapshot). A snapshot taken on day D is scored by the model that has
+learned exactly what was due before D (``covers``); the live workers and a
+replay of the same input therefore score it alike, and send the same
+``model_risk`` alerts (docs/model.md, "One model, the same alerts").
+
 The features come from the snapshot's raw observation and the model's own
 vocabulary (``churnwatch.rules.features.FeatureSet``), chosen from the usage names of
 what it learned: at the 1st, 2nd, 4th, ... label, then every
@@ -45,21 +55,22 @@ from typing import Any
 
 from river import compose, linear_model, optim, preprocessing
 
+from churnwatch.rules.clock_math import DAY, to_datetime
 from churnwatch.rules.config import ModelConfig
 from churnwatch.rules.engine import Assessment
 from churnwatch.rules.features import FeatureSet, inputs
-from churnwatch.rules.labels import Labelled
+from churnwatch.rules.labels import Labelled, version_start
 from churnwatch.rules.model_risk import Rank, Score
 from churnwatch.rules.state import Driver, Observation
 from churnwatch.model.calibration import Platt
-from churnwatch.model.learned import LearnedRecently
+from churnwatch.model.learned import LearnedRecently, label_id
 from churnwatch.model.ranking import WeeklyRanking
 from churnwatch.model.roc import StreamingAUC, logit
 
 log = logging.getLogger(__name__)
 
 TOP_DRIVERS = 3
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 REFRESH_EVERY = 100  # labels between two looks at the gate and the calibration
 CALIBRATION_PULL = 0.5  # the calibration's pull towards no change, in shares of the gate window
 MAX_TRACKED_NAMES = 1024  # usage names whose frequency is kept to choose the vocabulary from
@@ -84,10 +95,16 @@ class ChurnModel:
         self.scored: Counter[int] = Counter()  # labels that came with a probability (in AUC)
         self.skipped: Counter[str] = Counter()  # labels the model could not learn from, by reason
         self.ranking = WeeklyRanking(config.snapshot_every_days)
-        # Where a worker's model is in the labels topic (the next offset to learn), and what it learned
+        # Where a worker's model is in the labels topic (the next offset to learn), and what it took
         # lately: saved with it, so a restart reads on from there (churnwatch.worker.labels).
         self.labels_read = 0
         self.learned_recently = LearnedRecently()
+        # The version: everything due before this time (a week's start) is learned, nothing later.
+        self.learned_until: int | None = None
+        self._waiting: list[tuple[int, str, int, Labelled | Assessment]] = []  # taken, not yet due
+        self.late = 0  # taken after its week's version was made: learned at once, out of order
+        # How far each input partition's clock has gone, as its owner announced (the live shell's).
+        self.clocks: dict[int, int] = {}
 
     # --- what the core may ask (rules.model_risk.ModelView) -------------------
 
@@ -106,32 +123,76 @@ class ChurnModel:
         return Score(self.calibration(raw), self.warm, self.ready, drivers, self.feature_set.id, round(raw, 6))
 
     def rank(self, stake: float, now: int) -> Rank | None:
-        return self.ranking.rank(stake, now)
+        """Among the assessments of the week before the version (the same for every worker)."""
+        return self.ranking.rank(stake, self.learned_until if self.learned_until is not None else now)
+
+    def covers(self, at: int) -> bool:
+        """Whether this is the version that scores a snapshot taken at ``at`` (or a later one)."""
+        return self.learned_until is not None and self.learned_until >= version_start(at, self.config)
 
     # --- what the shell does ------------------------------------------------------
 
-    def record(self, at: int, stake: float) -> None:
-        """A customer's weekly assessment joins the ranking the next ones are judged against."""
-        self.ranking.record(at, stake)
-
     def absorb(self, assessed: Iterable[Assessment], labelled: Iterable[Labelled]) -> int:
-        """Take in what a transition carries for the model; returns how many labels failed.
+        """Take in what a transition carries for the model, to learn when its week's version is made.
 
-        Called after the transition's alerts are sent. A label that makes the
-        model raise (a bug, a corrupt snapshot) is logged and counted, never
-        passed on: the message that brought it is processed, its alerts out.
+        Called after the transition's alerts are sent. Returns how many were
+        new (a label or an assessment delivered twice is taken once).
         """
+        taken = 0
+        horizon = self.config.horizon_days * DAY
         for assessment in assessed:
-            self.record(assessment.at, assessment.stake)
-        failed = 0
+            taken += self._take(assessment.at, assessment.customer_id, 0, assessment,
+                                f"assessed:{assessment.customer_id}@{assessment.at}")
         for example in labelled:
-            try:
-                self.learn(example)
-            except Exception:  # noqa: BLE001 - learning must not cost the message or its alerts
-                failed += 1
-                self.skipped["learning error"] += 1
-                log.exception("learning from the snapshot of %s at %d failed", example.customer_id, example.taken_at)
-        return failed
+            taken += self._take(example.taken_at + horizon, example.customer_id, example.taken_at, example,
+                                label_id(example))
+        return taken
+
+    def _take(self, due: int, customer_id: str, taken_at: int, item: Labelled | Assessment, key: str) -> bool:
+        if not self.learned_recently.add(key):
+            return False
+        if self.learned_until is not None and due < self.learned_until:
+            self.late += 1  # its version is made: learned now, so it is not lost
+            self._apply(item)
+        else:
+            self._waiting.append((due, customer_id, taken_at, item))
+        return True
+
+    def advance(self, until: int) -> int:
+        """Make the version of the period holding ``until``: learn what is due before it, in one order; returns
+        failures.
+
+        The shell calls this once it knows every label and assessment due
+        before that period has been taken (the replay: its clock; a worker: the
+        clocks every partition's owner announced on the labels topic).
+        """
+        boundary = version_start(until, self.config)
+        if self.learned_until is not None and boundary <= self.learned_until:
+            return 0
+        self.learned_until = boundary
+        due = sorted((w for w in self._waiting if w[0] < boundary), key=lambda w: w[:3])
+        if not due:
+            return 0
+        self._waiting = [w for w in self._waiting if w[0] >= boundary]
+        return sum(not self._apply(item) for *_, item in due)
+
+    def _apply(self, item: Labelled | Assessment) -> bool:
+        """One label learned, or one assessment ranked. A label that makes the model raise (a bug, a corrupt
+        snapshot) is logged and counted, never passed on."""
+        if isinstance(item, Assessment):
+            self.ranking.record(item.at, item.stake)
+            return True
+        try:
+            self.learn(item)
+        except Exception:  # noqa: BLE001 - learning must not stop the model
+            self.skipped["learning error"] += 1
+            log.exception("learning from the snapshot of %s at %d failed", item.customer_id, item.taken_at)
+            return False
+        return True
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
 
     def _raw(self, values: dict[str, float]) -> float:
         return float(self.pipeline.predict_proba_one(values).get(True, 0.5))
@@ -216,6 +277,9 @@ class ChurnModel:
             "feature_set": self.feature_set.id,
             "usage_names": len(self.feature_set.names),
             "skipped_labels": dict(self.skipped),
+            "learned_until": None if self.learned_until is None else to_datetime(self.learned_until).isoformat(),
+            "waiting": len(self._waiting),
+            "late": self.late,
         }
 
     # --- persistence -------------------------------------------------------
@@ -247,8 +311,6 @@ class ChurnModel:
             return cls(config)
         model: ChurnModel = payload["model"]
         model.config = config
-        if not hasattr(model, "labels_read"):  # saved before labels came through a topic
-            model.labels_read, model.learned_recently = 0, LearnedRecently()
         return model
 
 

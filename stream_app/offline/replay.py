@@ -17,7 +17,7 @@ from typing import NamedTuple
 from churnwatch.due_index import DueIndex
 from churnwatch.model import ChurnModel
 from churnwatch.rules import CustomerState, Outcome, RulesConfig
-from churnwatch.rules.clock_math import iso, to_datetime, to_seconds
+from churnwatch.rules.clock_math import DAY, iso, to_datetime, to_seconds
 from churnwatch.rules.labels import Labelled
 from churnwatch.runner import Runner, Step
 from churnwatch.scoreboard import Scoreboard
@@ -76,7 +76,7 @@ class ReplayClock:
 
     Before an event is evaluated, every customer due up to the newest event
     time seen is judged at exactly their due time, as the worker's sweep
-    would have; the watermark moves only with events that counted.
+    would have; the watermark moves with every accepted event.
     """
 
     def __init__(self, sweep: Callable[[datetime], None]) -> None:
@@ -118,7 +118,7 @@ class Replay:
         self.states = MemoryStates()
         self.index = DueIndex()
         self.clock = ReplayClock(self.sweep)
-        self.runner = Runner(config, self.model, self.states, self.index, self.clock)
+        self.runner = Runner(config, self.model, self.states, self.index, self.clock, makes_versions=True)
         self.summary = ReplaySummary()
         self.scoreboard = Scoreboard()  # the alerts' outcomes, as a worker counts them live
 
@@ -145,6 +145,8 @@ class Replay:
             self.sweep(until)
             self.summary.watermark = max(self.summary.watermark or until, until)
         self.summary.customers = len(self.states)
+        if self.summary.watermark is not None:  # nothing more will come: what is labelled is learned
+            self.model.advance(to_seconds(self.summary.watermark) + self.config.model.snapshot_every_days * DAY)
         self.summary.model = self.model.summary()
         self.summary.rule_outcomes = self.scoreboard.report()
         if self.on_score is not None:

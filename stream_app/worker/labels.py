@@ -2,14 +2,23 @@
 
 A worker labels the snapshots of the customers it owns and judges their
 alerts (``rules.outcomes``), and publishes each labelled snapshot, each
-verdict and each churn counted to the labels topic (one partition: one order
-for all) instead of using them itself. Every worker follows that topic with
-a consumer of its own, outside the input group (a broadcast: each reads
-everything): its model learns every label in topic order, and its
-scoreboard counts every verdict. So every worker's model is the same model,
-and every worker's ``GET /rules`` the numbers of the whole group, whatever
-the number of workers, however the customers are spread, and after a worker
-has left.
+weekly assessment (the stakes the alert budget ranks against), each verdict
+and each churn counted to the labels topic (one partition: one order for
+all) instead of using them itself. Every worker follows that topic with a
+consumer of its own, outside the input group (a broadcast: each reads
+everything): its model takes every label and assessment, and its scoreboard
+counts every verdict. So every worker's ``GET /rules`` has the numbers of
+the whole group, whatever the number of workers, however the customers are
+spread, and after a worker has left.
+
+The model learns by event-time week (``ChurnModel.advance``). After each
+sweep a worker announces, per input partition it owns, a ``clock``: a time
+before which everything of that partition's customers is published (its
+sweep's time, held back by any customer still due, and by any snapshot
+waiting for its model). When every partition has announced a week, the
+follower makes that week's version: so every worker, and a replay of the same
+input, scores a snapshot with the same model, and the same ``model_risk``
+alerts go out whichever worker sends them.
 
 The model checkpoint and the scoreboard each record how far into the topic
 they have read (``labels_read``) and the ids of what they took lately: a
@@ -30,11 +39,13 @@ import json
 import logging
 from typing import Any
 
+from typing import NamedTuple
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from churnwatch.kafka.security import aiokafka_options
 from churnwatch.model import ChurnModel
-from churnwatch.model.learned import label_id
+from churnwatch.rules.engine import Assessment
 from churnwatch.rules.labels import Labelled
 from churnwatch.rules.outcomes import Churn, Judged, Verdict
 from churnwatch.rules.state import Observation
@@ -45,6 +56,7 @@ from churnwatch.settings import Settings
 log = logging.getLogger(__name__)
 
 WIRE_VERSION = 1
+FETCH_WAIT_MS = 50
 
 
 def _wire(kind: str, fields: dict[str, Any]) -> bytes:
@@ -67,16 +79,33 @@ def encode_judged(judged: Judged) -> bytes:
     })
 
 
+class PartitionClock(NamedTuple):
+    """Everything of ``partition``'s customers due before ``at`` is on the labels topic ahead of this."""
+
+    partition: int
+    at: int
+
+
+def encode_assessment(assessment: Assessment) -> bytes:
+    return _wire("assessed", {"customer_id": assessment.customer_id, "at": assessment.at,
+                              "stake": assessment.stake})
+
+
+def encode_clock(clock: PartitionClock) -> bytes:
+    return _wire("clock", {"partition": clock.partition, "at": clock.at})
+
+
 def encode_churn(churn: Churn) -> bytes:
     return _wire("churn", {"customer_id": churn.customer_id, "churned_at": churn.churned_at,
                            "warned": [[rule.value, lead] for rule, lead in churn.warned]})
 
 
-Record = Labelled | Judged | Churn
+Record = Labelled | Judged | Churn | Assessment | PartitionClock
 
 
 def decode_record(value: bytes) -> Record:
-    """A record of the labels topic: a labelled snapshot (``kind`` label), a verdict or a churn."""
+    """A record of the labels topic: a labelled snapshot (``kind`` label), an assessment, a clock, a verdict
+    or a churn."""
     doc = json.loads(value)
     if doc.get("v") != WIRE_VERSION:
         raise ValueError(f"records of wire version {doc.get('v')!r} are not read by this version")
@@ -87,6 +116,10 @@ def decode_record(value: bytes) -> Record:
     if kind == "churn":
         return Churn(str(doc["customer_id"]), int(doc["churned_at"]),
                      tuple((RuleName(rule), float(lead)) for rule, lead in doc["warned"]))
+    if kind == "assessed":
+        return Assessment(int(doc["at"]), float(doc["stake"]), str(doc["customer_id"]))
+    if kind == "clock":
+        return PartitionClock(int(doc["partition"]), int(doc["at"]))
     if kind != "label":
         raise ValueError(f"unknown kind {kind!r}")
     return decode_label(doc)
@@ -113,15 +146,30 @@ def read_record(offset: int, value: bytes | None) -> Record | None:
         return None
 
 
-def learn_record(model: ChurnModel, offset: int, record: Record | None) -> bool:
-    """The model's part of the record at ``offset`` (labels); False when there was nothing to learn."""
+def learn_record(model: ChurnModel, offset: int, record: Record | None, partitions: int) -> bool:
+    """The model's part of the record at ``offset``; False when it changed nothing.
+
+    Labels and assessments are taken; a partition's clock may complete a day
+    for all ``partitions``, and then the model learns that day's labels.
+    """
     model.labels_read = offset + 1
     if record is None:
         model.skipped["unreadable label"] += 1
         return False
-    if not isinstance(record, Labelled) or not model.learned_recently.add(label_id(record)):
+    if isinstance(record, Labelled):
+        return model.absorb((), (record,)) > 0
+    if isinstance(record, Assessment):
+        return model.absorb((record,), ()) > 0
+    if not isinstance(record, PartitionClock):
         return False
-    return model.absorb((), (record,)) == 0
+    if record.at <= model.clocks.get(record.partition, record.at - 1):
+        return False  # a partition's new owner may start behind what its last owner announced
+    model.clocks[record.partition] = record.at
+    if any(p not in model.clocks for p in range(partitions)):
+        return False
+    before = model.learned_until
+    model.advance(min(model.clocks[p] for p in range(partitions)))
+    return model.learned_until != before
 
 
 def count_record(board: Scoreboard, offset: int, record: Record | None) -> bool:
@@ -153,9 +201,10 @@ class LabelFollower:
     async def run(self) -> None:
         topic = TopicPartition(self.settings.topic_labels, 0)
         while True:
+            # A short fetch wait: a clock record read late holds every worker's model back by as much.
             consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers, group_id=None,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
-                                        **aiokafka_options(self.settings))
+                                        fetch_max_wait_ms=FETCH_WAIT_MS, **aiokafka_options(self.settings))
             try:
                 await consumer.start()
                 consumer.assign([topic])
@@ -167,7 +216,7 @@ class LabelFollower:
                         offset = message.offset
                         record = read_record(offset, message.value)
                         if offset >= self.model.labels_read:
-                            learned |= learn_record(self.model, offset, record)
+                            learned |= learn_record(self.model, offset, record, self.settings.partitions)
                         if offset >= self.board.labels_read:
                             counted |= count_record(self.board, offset, record)
                     if learned and self.on_learned is not None:

@@ -9,6 +9,7 @@ happens, the worker goes on to the next message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -23,6 +24,8 @@ from churnwatch.http.lookup import CustomerLookup
 from churnwatch.http.metrics import Metrics
 from churnwatch.model import ChurnModel
 from churnwatch.rules import RulesConfig
+from churnwatch.rules.clock_math import to_seconds
+from churnwatch.rules.labels import pending_since
 from churnwatch.rules.state import outline
 from churnwatch.runner import Runner, Step
 from churnwatch.scoreboard import Scoreboard
@@ -33,7 +36,15 @@ from churnwatch.version import product_version
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.clock import Clock, make_clock
 from churnwatch.worker.dead_letters import DeadLetters
-from churnwatch.worker.labels import LabelFollower, encode_churn, encode_judged, encode_label
+from churnwatch.worker.labels import (
+    LabelFollower,
+    PartitionClock,
+    encode_assessment,
+    encode_churn,
+    encode_clock,
+    encode_judged,
+    encode_label,
+)
 from churnwatch.worker.faust_private import changelog_sent, on_disk, stored_values
 from churnwatch.worker.state_cache import DecodedStates
 from churnwatch.worker.sweep import Sweeper, decode_tick
@@ -67,7 +78,7 @@ class Processor:
         self.alerts = app.topic(settings.topic_alerts, **_RAW_BYTES)
         self.labels = app.topic(settings.topic_labels, partitions=1, **_RAW_BYTES)
         self.follower = LabelFollower(
-            settings, self.model, self.scoreboard, on_learned=lambda: self.metrics.model(self.model.summary()),
+            settings, self.model, self.scoreboard, on_learned=self._learned,
             on_counted=lambda: self.metrics.scoreboard(self.scoreboard.report(), self.outcomes_config))
         self.table = app.Table(
             STATE_TABLE,
@@ -84,9 +95,12 @@ class Processor:
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
         self.runner = Runner(rules, self.model, self.states, self.index, self.clock)
-        self.sweeper = Sweeper(app, settings, self.clock, self.index, ticks, self.metrics)
+        self.sweeper = Sweeper(app, settings, self.clock, self.index, ticks, self.metrics, self.model.covers)
         self.dead_letters = DeadLetters(app.topic(settings.topic_dead_letters, **_RAW_BYTES), self.metrics)
         self._labels_logged: object = None
+        self._version_swept: int | None = None
+        self._sweeping: asyncio.Task[None] | None = None
+        self._sweep_when_ticked = False
         self.lookup = CustomerLookup(self.states.get, self.model, settings.partitions,
                                      self.table.changelog_topic.get_topic_name,
                                      lambda: self.app.router.table_metadata(STATE_TABLE))
@@ -121,15 +135,31 @@ class Processor:
             return
         assert step.event is not None and step.transition is not None
         self.metrics.events.labels(step.event.type, step.transition.outcome.value).inc()
+        self._keep_aside(step, message.partition)
         await self._deliver(step)
 
     async def _tick(self, message: Any) -> None:
-        at = decode_tick(message.value)
-        if isinstance(at, Rejection):
-            await self.dead_letters.send(message, at, datetime.now(UTC))
+        tick = decode_tick(message.value)
+        if isinstance(tick, Rejection):
+            await self.dead_letters.send(message, tick, datetime.now(UTC))
+            return
+        if tick.clock:  # the ticks before it are processed: what they published is ahead of this
+            await self._publish("", [encode_clock(PartitionClock(message.partition, to_seconds(tick.now)))])
             return
         customer_id = (message.key or b"").decode("utf-8", "replace")
-        await self._deliver(self.runner.tick(customer_id, at, message.partition))
+        step = self.runner.tick(customer_id, tick.now, message.partition, tick.until)
+        self._keep_aside(step, message.partition)
+        await self._deliver(step)
+        self.sweeper.ticked(message.partition, customer_id)  # after what it publishes is sent
+        if self._sweep_when_ticked and not self.sweeper.ticking:
+            # The ticks a new version sent are processed: their snapshots are scored, so the clocks can move.
+            self._sweep_when_ticked = False
+            self._sweep_soon()
+
+    def _keep_aside(self, step: Step, partition: int) -> None:
+        """A customer with a snapshot waiting for its model version waits aside, not in the due index."""
+        if step.changed and step.transition is not None and step.transition.state is not None:
+            self.sweeper.wait(step.customer_id, partition, pending_since(step.transition.state))
 
     async def _deliver(self, step: Step) -> None:
         # Alerts first: nothing the model does may hold them back or lose them.
@@ -142,20 +172,41 @@ class Processor:
         t = step.transition
         if t is None:
             return
-        if t.assessed:
-            self.model.absorb(t.assessed, ())  # the week's ranking: this worker's own assessments
-        # Labels, verdicts and churns to every worker's model and scoreboard (this one's too), through the
-        # labels topic (churnwatch.worker.labels).
-        records = [*map(encode_label, t.labelled), *map(encode_judged, t.judged), *map(encode_churn, t.churns)]
+        # Labels, assessments, verdicts and churns to every worker's model and scoreboard (this one's too),
+        # through the labels topic (churnwatch.worker.labels).
+        await self._publish(step.customer_id, [
+            *map(encode_label, t.labelled), *map(encode_assessment, t.assessed), *map(encode_judged, t.judged),
+            *map(encode_churn, t.churns)])
+
+    async def _publish(self, customer_id: str, records: list[bytes]) -> None:
         for value in records:
             try:
-                await self.labels.send(key=step.customer_id.encode(), value=value, partition=0)
+                await self.labels.send(key=customer_id.encode(), value=value, partition=0)
             except Exception:  # noqa: BLE001 - a label or verdict lost costs one example or count, never the alerts
-                log.exception("publishing to the labels topic for %s failed", step.customer_id)
+                log.exception("publishing to the labels topic for %s failed", customer_id or "a clock")
                 self.metrics.learning_failures.inc()
 
     async def sweep(self) -> None:
         await self.sweeper.sweep(self._customers())
+
+    def _learned(self) -> None:
+        """The follower took labels, or made a week's version: export it, and sweep at once for a new version.
+
+        Snapshots waiting for that version are scored at the next sweep, and
+        each version waits for them: sweeping now rather than at the next
+        interval, and again once the ticks it sent are processed, lets a
+        worker reading a backlog move week by week at the pace of the topics,
+        not of the timer.
+        """
+        self.metrics.model(self.model.summary())
+        if self.model.learned_until != self._version_swept:
+            self._version_swept = self.model.learned_until
+            self._sweep_when_ticked = True
+            self._sweep_soon()
+
+    def _sweep_soon(self) -> None:
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.get_running_loop().create_task(self.sweep())
 
     def _customers(self) -> int:
         if on_disk(self.table):  # counted at recovery, then as the store gains customers
@@ -220,4 +271,5 @@ class Processor:
         if self.states.pending(found.customer_id):
             return  # its newer state set the index already
         self.index.set(found.customer_id, found.next_due_at, partition)
+        self.sweeper.wait(found.customer_id, partition, found.pending_since)
         self.metrics.episodes(found.customer_id, list(found.open_severities))

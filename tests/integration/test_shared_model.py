@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from churnwatch.dev.embedded_broker import free_port
 from churnwatch.dev.worker_process import WorkerProcess
 from churnwatch.kafka.reader import follow
 from churnwatch.kafka.topics import ensure_topics
 from churnwatch.model import ChurnModel
-from churnwatch.offline.simulator import simulate
+from churnwatch.offline.simulator import DEFAULT_START, simulate
 from churnwatch.rules.config import ModelConfig
 from churnwatch.settings import Settings
 from churnwatch.worker.labels import learn_record, read_record
@@ -30,7 +32,7 @@ from tests.support.worker import events_consumed, http_get, make_settings, metri
 
 pytestmark = pytest.mark.integration
 WAIT_S = 180.0
-EVENTS, _ = simulate(24, 80, seed=3)
+EVENTS, _ = simulate(24, 60, seed=3)
 
 
 def topic_model(settings: Settings, up_to: int | None = None) -> tuple[ChurnModel, int]:
@@ -41,7 +43,7 @@ def topic_model(settings: Settings, up_to: int | None = None) -> tuple[ChurnMode
     model = ChurnModel(ModelConfig())
     records = asyncio.run(read())[:up_to]
     for offset, value in records:
-        learn_record(model, offset, read_record(offset, value))
+        learn_record(model, offset, read_record(offset, value), settings.partitions)
     return model, len(records)
 
 
@@ -69,12 +71,34 @@ def learned(settings: Settings) -> float:
     return metric_total(settings, "churnwatch_model_labels")
 
 
-def settled(workers: list[WorkerProcess]) -> int:
-    """Once every event is processed and every worker learned the labels topic so far: its labels."""
+def caught_up(settings: Settings) -> bool:
+    """Every input partition read to its end by this (lone) worker: the group's committed part too."""
+    text = http_get(settings, "/metrics")[1].decode()
+    lags = [s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == "churnwatch_consumer_lag_messages"]
+    return len(lags) == len(settings.input_topics) * settings.partitions and not any(lags)
+
+
+def settled(workers: list[WorkerProcess], restarted: bool = False) -> int:
+    """Once every event is processed and every worker learned the labels topic so far: its labels.
+
+    A restarted worker does not read again what its group committed: it has
+    processed everything when nothing is left to read.
+    """
     settings = workers[0].settings
-    assert wait_for(lambda: sum(events_consumed(w.settings) for w in workers) >= len(EVENTS), WAIT_S), \
+    assert wait_for(lambda: caught_up(settings) if restarted
+                    else sum(events_consumed(w.settings) for w in workers) >= len(EVENTS), WAIT_S), \
         [w.log_text()[-2000:] for w in workers]
-    reference, records = topic_model(settings)
+    # The model learns a week once every partition's clock has passed it: the topic settles a little after
+    # the events are read (the clocks of the last sweeps), and then holds what the workers must learn.
+    reads: list[tuple[ChurnModel, int]] = []
+
+    def topic_settled() -> bool:
+        reads.append(topic_model(settings))
+        return len(reads) > 1 and reads[-1][1] == reads[-2][1] and reads[-1][0].labels.total() > 0
+
+    wait_for(topic_settled, WAIT_S)
+    reference, records = reads[-1]
     for worker in workers:
         assert wait_for(lambda: learned(worker.settings) >= reference.labels.total(), WAIT_S), \
             (learned(worker.settings), reference.labels.total(), worker.log_text()[-2000:])
@@ -113,9 +137,11 @@ def test_a_killed_worker_ends_with_the_model_of_one_that_never_stopped(broker: B
     settings = make_settings(broker, tmp_path / "data", model_checkpoint_s=1.0, session_timeout_s=6.0,
                              heartbeat_interval_s=1.0, rebalance_timeout_s=6.0)
     asyncio.run(ensure_topics(settings))
-    # Killed once it has learned some labels and saved them, with events still to come: the last third is
-    # published only after the kill (a worker fast enough to read everything first would test nothing).
-    first, rest = EVENTS[:len(EVENTS) * 2 // 3], EVENTS[len(EVENTS) * 2 // 3:]
+    # Killed once it has learned some labels and saved them, with events still to come: the last 13 days are
+    # published only after the kill (a worker fast enough to read everything first would test nothing). The
+    # first 47 days reach the model's version of the week after the first labels came due.
+    cut = DEFAULT_START + timedelta(days=47)
+    first, rest = [e for e in EVENTS if e.occurred_at < cut], [e for e in EVENTS if e.occurred_at >= cut]
     victim = WorkerProcess(settings, tmp_path / "first.log", broker.worker_env).start()
     try:
         publish_events(settings, first)
@@ -127,7 +153,7 @@ def test_a_killed_worker_ends_with_the_model_of_one_that_never_stopped(broker: B
     publish_events(settings, rest)
     restarted = WorkerProcess(settings, tmp_path / "second.log", broker.worker_env).start()
     try:
-        settled_labels = settled([restarted])
+        settled_labels = settled([restarted], restarted=True)
     finally:
         assert restarted.stop() == 0, restarted.log_text()[-2000:]
     assert_topic_model(ChurnModel.load(settings.model_file, ModelConfig()), settings, settled_labels)

@@ -47,7 +47,8 @@ def test_an_event_is_applied_kept_and_its_due_time_indexed() -> None:
     assert [(d.customer_id, d.partition) for d in due] == [("acme", 2)]
 
 
-def test_a_repeated_event_changes_nothing_and_does_not_move_the_clock() -> None:
+def test_a_repeated_event_changes_nothing_but_its_time_moves_the_clock() -> None:
+    """How far a partition is read: a worker reading taken-over partitions again from their start must not stall."""
     runner, states, _, clock = _runner()
     event = login(day(1), "acme")
     runner.event(event, reference=None, source="usage", offset=0)
@@ -55,7 +56,7 @@ def test_a_repeated_event_changes_nothing_and_does_not_move_the_clock() -> None:
     step = runner.event(event, reference=None, source="usage", offset=1)
     assert step.transition is not None and step.transition.outcome is Outcome.DUPLICATE
     assert not step.changed and step.alerts == () and states["acme"] is kept
-    assert clock.observed[-1] == ("usage", 1, None)
+    assert clock.observed[-1] == ("usage", 1, day(1))
 
 
 def test_an_event_from_the_future_is_rejected_before_the_core_sees_it() -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from churnwatch.rules import RulesConfig
-from churnwatch.rules.labels import Labelled
+from churnwatch.rules.labels import Labelled, version_start
 from churnwatch.rules.model_risk import stake
 from churnwatch.rules.state import Observation
 from churnwatch.schemas.alert import Alert, RuleName
@@ -147,8 +147,8 @@ class BudgetPoint:
 def budget_curve(backtest: Backtest, shares: Iterable[float] = BUDGET_SHARES) -> list[BudgetPoint]:
     """Precision and recall had model_risk alerted at each budget: the choice of a budget, in numbers.
 
-    Each scored snapshot is ranked against the week before it, as the worker
-    ranks; the gate is left out (every scored snapshot could alert), so the
+    Each scored snapshot is ranked against the week before its model version, as the
+    worker ranks; the gate is left out (every scored snapshot could alert), so the
     curve shows what the ranking is worth.
     """
     config = backtest.config.model
@@ -156,11 +156,14 @@ def budget_curve(backtest: Backtest, shares: Iterable[float] = BUDGET_SHARES) ->
                     key=lambda s: (s.taken_at, s.customer_id))
     ranking = WeeklyRanking(config.snapshot_every_days)
     ranked: list[tuple[float, str, datetime]] = []
-    for snapshot in scored:
-        assert snapshot.probability is not None and snapshot.observation is not None
-        at_stake = stake(snapshot.probability, snapshot.observation.mrr, config)
-        rank = ranking.rank(at_stake, snapshot.taken_at)
-        ranking.record(snapshot.taken_at, at_stake)
+    stakes = [stake(s.probability or 0.0, s.observation.mrr if s.observation else 0.0, config) for s in scored]
+    recorded = 0
+    for snapshot, at_stake in zip(scored, stakes, strict=True):
+        version = version_start(snapshot.taken_at, config)
+        while recorded < len(scored) and scored[recorded].taken_at < version:
+            ranking.record(scored[recorded].taken_at, stakes[recorded])
+            recorded += 1
+        rank = ranking.rank(at_stake, version)
         if rank is not None:
             ranked.append((rank.share, snapshot.customer_id, datetime.fromtimestamp(snapshot.taken_at, UTC)))
     truth = {t.customer_id: t for t in backtest.truth}

@@ -21,8 +21,17 @@ def _samples(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 def test_model_quality_reads_nan_until_the_first_label_not_zero() -> None:
     found = _samples(Metrics())
-    for name in ("churnwatch_model_roc_auc", "churnwatch_model_log_loss", "churnwatch_model_recent_roc_auc"):
+    for name in ("churnwatch_model_roc_auc", "churnwatch_model_log_loss", "churnwatch_model_recent_roc_auc",
+                 "churnwatch_model_learned_until_seconds"):
         assert math.isnan(found[name][0][1]), name
+
+
+def test_the_models_version_reads_as_the_day_it_learned_everything_before() -> None:
+    metrics = Metrics()
+    metrics.model({"learned_until": "2026-03-02T00:00:00+00:00", "waiting": 7})
+    found = _samples(metrics)
+    assert found["churnwatch_model_learned_until_seconds"][0][1] == 1772409600
+    assert found["churnwatch_model_waiting_records"][0][1] == 7
 
 
 def test_process_and_build_metrics_are_served_and_no_created_series() -> None:

@@ -13,9 +13,9 @@ from churnwatch.rules import CustomerState, RulesConfig, apply_event, evaluate
 from churnwatch.rules.clock_math import DAY, to_seconds
 from churnwatch.rules.config import ModelConfig, ModelFeaturesConfig, StateConfig
 from churnwatch.rules.features import ALL, POOLED, FeatureSet, describe, inputs, observe
-from churnwatch.rules.labels import Labelled, label_snapshots
+from churnwatch.rules.labels import PENDING, Labelled, label_snapshots, pending_since
 from churnwatch.rules.model_risk import Rank, Score
-from churnwatch.rules.state import Driver, Observation, Snapshot
+from churnwatch.rules.state import Driver, Observation, Snapshot, outline
 from churnwatch.schemas.alert import RuleName
 from churnwatch.schemas.events import Event
 from churnwatch.cli import main
@@ -258,7 +258,8 @@ def test_snapshots_the_model_cannot_read_are_counted_never_raised() -> None:
     old = Labelled("c", 1, None, "v1", 0.2, 1)  # a snapshot of an earlier version
     model.learn(old)
     broken = Labelled("c", 2, Observation(), "v2-x", 0.2, 7)  # a label the learner chokes on
-    assert model.absorb((), [broken, old]) == 1
+    assert model.absorb((), [broken, old]) == 2  # taken, to learn once their day is done
+    assert model.advance(40 * DAY) == 1
     summary = model.summary()
     assert summary["labels"] == before
     assert summary["skipped_labels"] == {"feature set v1": 2, "learning error": 1}
@@ -291,6 +292,9 @@ class FixedModel:
         # Stakes at or above 10 (0.4 x MRR 50 = 20) rank first; the rest at the bottom.
         return Rank(0.0 if stake >= 10 else 0.9, self.population)
 
+    def covers(self, at: int) -> bool:
+        return True
+
 
 def test_model_risk_fires_within_the_budget_and_explains() -> None:
     model = FixedModel()
@@ -301,7 +305,8 @@ def test_model_risk_fires_within_the_budget_and_explains() -> None:
     assert "riskiest" in alert.reasons[0] and "Revenue at stake 20.00" in alert.reasons[1]
     assert "days since the last login" in alert.reasons[2]
     assert alert.evidence["rank_share"] == 0.0 and alert.evidence["assessed_customers"] == 100
-    assert quiet.assessed and quiet.assessed[0].stake == pytest.approx(20.0)
+    # Weekly snapshots on days 7, 14 and 21 (the sweep would have taken each on its day); 21 is judged.
+    assert [a.stake for a in quiet.assessed] == pytest.approx([0.5, 20.0, 20.0])
     assert quiet.state is not None
     active = apply_event(quiet.state, login(day(22)), day(22), scorer=model)
     assert [a.rule for a in active.alerts] == []  # judged weekly, not on every event
@@ -340,3 +345,33 @@ def test_replay_learns_a_known_signal_and_reports_its_numbers(tmp_path: Path, ca
     assert {"customer_id", "taken_at", "probability", "label"} == set(lines[0])
     assert sum(1 for line in lines if line["label"] is not None) == summary["labels"]
     assert any(line["label"] is None for line in lines)  # still waiting at the end
+
+
+class VersionedModel(FixedModel):
+    """A model view whose versions are made up to ``until`` (the group's clocks decide it, live)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.until = -1
+
+    def covers(self, at: int) -> bool:
+        return self.until >= at
+
+
+def test_a_snapshot_waits_aside_for_its_model_version_and_is_scored_as_of_its_own_time() -> None:
+    """Its wait is no due time: the customer's other rules keep theirs, and the outline knows who waits."""
+    model = VersionedModel()
+    state, _ = fold([login(day(0)), subscription(day(0.5), 50, action="started")], scorer=model)
+    waited = evaluate(state, day(21), scorer=model)
+    assert waited.state is not None and waited.assessed == ()
+    taken = [s.taken_at for s in waited.state.snapshots if s.feature_set == PENDING]
+    assert taken == [to_seconds(day(7)), to_seconds(day(14)), to_seconds(day(21))]
+    assert pending_since(waited.state) == to_seconds(day(7))
+    assert waited.state.next_due_at is not None and waited.state.next_due_at > to_seconds(day(21))
+    assert outline(waited.state.to_bytes()).pending_since == to_seconds(day(7))
+    model.until = to_seconds(day(14))  # the versions of days 7 and 14 are made, not yet 21's
+    scored = evaluate(waited.state, day(7), scorer=model)  # a tick at the oldest waiting snapshot's time
+    assert scored.state is not None
+    assert [a.at for a in scored.assessed] == [to_seconds(day(7)), to_seconds(day(14))]
+    assert pending_since(scored.state) == to_seconds(day(21))
+    assert outline(scored.state.to_bytes()).pending_since == to_seconds(day(21))

@@ -322,3 +322,23 @@ def test_alert_priority_follows_the_customers_mrr() -> None:
     _, alerts = run([subscription(day(0), 5_000, action="started"), failed(day(1))])
     assert alerts[0].priority == priority(Severity.WARNING, 5_000)
     assert alerts[0].evidence["mrr"] == 5_000
+
+
+def test_a_tick_with_an_until_judges_each_due_time_up_to_it_as_single_ticks_would() -> None:
+    """One tick catches a customer up to the sweep's time: the same evaluations, alerts and state as one per sweep."""
+    from churnwatch.rules.clock_math import to_datetime
+    from churnwatch.rules.engine import evaluate, evaluate_until
+
+    events = [subscription(day(0), 99.0, action="started"), *(login(day(d)) for d in range(40)),
+              failed(day(41)), ticket(day(42), sentiment=-0.9)]
+    state, _ = run(events)
+    assert state is not None
+    until = day(120)
+    one_by_one = [evaluate(state, day(43))]
+    while (due := one_by_one[-1].state.next_due_at) is not None and due <= to_seconds(until):  # type: ignore[union-attr]
+        one_by_one.append(evaluate(one_by_one[-1].state, to_datetime(due)))  # type: ignore[arg-type]
+    assert len(one_by_one) > 5  # silent for weeks: many due times between
+    at_once = evaluate_until(state, day(43), until)
+    assert at_once.state == one_by_one[-1].state
+    assert [a.alert_id for a in at_once.alerts] == [a.alert_id for t in one_by_one for a in t.alerts]
+    assert len(at_once.labelled) == sum(len(t.labelled) for t in one_by_one)
