@@ -201,7 +201,7 @@ def _model_step(
                                      "unscored" if scorer is None else labels.PENDING, None)
     state, settled = labels.label_snapshots(state, when, config)
     labelled += settled
-    if scorer is not None and any(s.feature_set == labels.PENDING for s in state.snapshots):
+    if scorer is not None and labels.pending_since(state) is not None:
         state = _score_pending(state, config, scorer, assessed)
     return state, labelled, assessed
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from churnwatch.rules.clock_math import DAY, day_of
 from churnwatch.rules.config import ModelConfig, RulesConfig
-from churnwatch.rules.state import CustomerState, Observation, Snapshot, evolve
+from churnwatch.rules.state import PENDING, CustomerState, Observation, Snapshot, evolve
+from churnwatch.rules.state import pending_since as pending_since  # the snapshots' rules, read here too
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,6 @@ class Labelled:
     raw: float | None = None
 
 
-PENDING = "pending"  # the feature set of a snapshot waiting for the model's version of its week
 
 
 def max_snapshots(config: RulesConfig) -> int:
@@ -120,16 +120,6 @@ def take_snapshot(
         dropped = set(sorted(dropped)[:excess])
         kept = tuple(s for s in kept if s.taken_at not in dropped)
     return evolve(state, {"snapshots": kept, "last_snapshot_at": now})
-
-
-def pending_since(state: CustomerState) -> int | None:
-    """When the oldest snapshot waiting for its model version was taken (None: none waits).
-
-    Not a due time: the customer's other rules must not wait with it. The
-    worker keeps these customers aside and looks at them again when the
-    group's model makes a new version.
-    """
-    return next((s.taken_at for s in state.snapshots if s.feature_set == PENDING), None)
 
 
 def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | None:

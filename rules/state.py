@@ -298,6 +298,19 @@ class CustomerState(BaseModel):
         return cls.model_validate_json(raw if raw[:1] == b"{" else zlib.decompress(raw))
 
 
+PENDING = "pending"  # the feature set of a snapshot waiting for the model's version of its week
+
+
+def pending_since(state: CustomerState) -> int | None:
+    """When the oldest snapshot waiting for its model version was taken (None: none waits).
+
+    Not a due time: the customer's other rules must not wait with it. The
+    worker keeps these customers aside and looks at them again when the
+    group's model makes a new version.
+    """
+    return next((s.taken_at for s in state.snapshots if s.feature_set == PENDING), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Outline:
     """What the sweep's due index and the at-risk gauge need of a stored state."""
@@ -313,8 +326,8 @@ class Outline:
 # by that word with an object for value, and inside a string the quotes are
 # escaped).
 _DUE_AT_END = re.compile(r',"next_due_at":(-?\d+)\}\Z')
-# Snapshots are kept oldest first, so the first waiting one is the oldest (``labels.PENDING``).
-_PENDING = re.compile(r'"taken_at":(-?\d+),"feature_set":"pending"')
+# Snapshots are kept oldest first, so the first waiting one is the oldest.
+_PENDING = re.compile(rf'"taken_at":(-?\d+),"feature_set":"{PENDING}"')
 _START = '{"customer_id":'
 _EPISODES = '"episodes":{'
 _DECODER = json.JSONDecoder()
@@ -341,6 +354,5 @@ def outline(raw: bytes) -> Outline:
                        int(pending.group(1)) if pending else None)
     except (ValueError, KeyError, TypeError, AttributeError):
         state = CustomerState.from_bytes(raw)  # not the shape expected: the slow way, still right
-        pending_at = next((s.taken_at for s in state.snapshots if s.feature_set == "pending"), None)
         return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()),
-                       pending_at)
+                       pending_since(state))
