@@ -76,41 +76,98 @@ def apply_event(
     now: datetime,
     config: RulesConfig = DEFAULT_CONFIG,
     scorer: ModelView | None = None,
+    position: tuple[str, int] | None = None,
 ) -> Transition:
     """Fold one validated event in and re-evaluate the rules that this type of event feeds.
 
     ``now`` is the caller's clock: wall time live, the event's own time on the
     event clock. The caller checks ``is_future`` first, against its own
-    reference time.
+    reference time. ``position`` is where the event was read (input topic,
+    offset; None offline): a message already applied changes nothing, however
+    long ago it was (``CustomerState.applied``).
 
-    Only the rules fed by the event's type are evaluated: a customer's events
-    arrive on four topics read at different speeds, so a ticket may be read
-    before the usage that came earlier; judging silence at the ticket's time
-    would call a customer silent whose logins are still in the queue. Rules
-    not fed by this event are aged by the sweep, on a clock that waits for
-    every queue.
+    Only the rules fed by the event's type are evaluated: rules not fed by
+    it cannot change with it, and are aged at their due times (the caller
+    judges those first, ``catch_up``, as the worker's runner and the replay do).
 
     ``scorer`` is a read-only view of the online model (the model itself
     lives in the shell); without one, snapshots are still taken, unscored.
 
     A weekly snapshot due before the event is taken first, at its due time,
-    from the state without the event: a worker may read a customer's usage
-    ahead of the sweep that would have taken it then (as a replay does), and
-    a snapshot is the same wherever it is taken only if it sees the same
-    usage.
+    from the state without the event, for a caller that does not catch the
+    customer up first: a snapshot is the same wherever it is taken only if it
+    sees the same usage.
     """
     at = to_seconds(event.occurred_at)
+    if state is not None and repeated(state, event, position):
+        return Transition(state, (), Outcome.DUPLICATE)
     early: tuple[list[Labelled], list[Assessment]] = ([], [])
     if state is not None and config.model.enabled and model_risk.RULE in FED_BY[type(event)]:
         due = labels.next_snapshot_at(state, config)
-        if due is not None and due < at and event.event_id not in state.recent_event_ids:
+        if due is not None and due < at:
             state, early_labelled, early_assessed = _model_step(state, due, config, scorer)
             early = (early_labelled, early_assessed)
     folded, outcome = fold_event(state or new_state(event), event, config)
-    if outcome is Outcome.DUPLICATE:
-        return Transition(state, (), outcome)
+    if position is not None:
+        folded = evolve(folded, {"inputs": {**folded.inputs, position[0]: position[1]}})
     return _evaluate(folded, FED_BY[type(event)], max(to_seconds(now), at), at, config, scorer, outcome,
                      early=early)
+
+
+def repeated(state: CustomerState, event: Event, position: tuple[str, int] | None = None) -> bool:
+    """An event this state already holds: read again at an offset it has applied, or a publisher's duplicate."""
+    return state.applied(position) or event.event_id in state.recent_event_ids
+
+
+def catch_up(state: CustomerState, until: int, config: RulesConfig = DEFAULT_CONFIG,
+             scorer: ModelView | None = None) -> Transition | None:
+    """The customer judged at each of its due times up to ``until``, in order; None when none is due.
+
+    The same evaluations, one per due time, as the replay's sweep makes
+    (``evaluate`` at exactly each due time), made at once. Time passes
+    first: the worker's runner calls this before it applies an event, so
+    what a customer's rules say depends on the customer's events and their
+    times only, not on when a sweep came round; a sweep tick that comes
+    after an event has passed its due times finds nothing left to judge.
+    Stops if a due time fails to move on (it would be judged again).
+    """
+    joined: Transition | None = None
+    last: int | None = None
+    while (due := state.next_due_at) is not None and due <= until and (last is None or due > last):
+        t = evaluate(state, to_datetime(due), config, scorer)
+        joined = t if joined is None else then(joined, t)
+        assert t.state is not None
+        state, last = t.state, due
+    return joined
+
+
+def advance(state: CustomerState, until: int, config: RulesConfig = DEFAULT_CONFIG,
+            scorer: ModelView | None = None) -> Transition | None:
+    """A sweep tick: the due times up to ``until`` (``catch_up``), then any waiting snapshot the model now scores.
+
+    A snapshot taken before the model's version of its week existed waits
+    unscored (``rules.labels.PENDING``); once the version is made, the
+    customer's tick scores it as of its own time and judges ``model_risk``
+    as of then, and no other rule: they were judged at their due times.
+    None when there is nothing to do (a tick that came after an event had
+    judged its due times already).
+    """
+    done = catch_up(state, until, config, scorer)
+    if done is not None:
+        assert done.state is not None
+        state = done.state
+    since = labels.pending_since(state)
+    if config.model.enabled and scorer is not None and since is not None and scorer.covers(since):
+        scored = _evaluate(state, [model_risk.RULE], since, since, config, scorer, sweep=True)
+        done = scored if done is None else then(done, scored)
+    return done
+
+
+def then(first: Transition, second: Transition) -> Transition:
+    """Two transitions of one customer, one after the other, as one: the second's state and outcome."""
+    return Transition(second.state, first.alerts + second.alerts, second.outcome,
+                      first.labelled + second.labelled, first.assessed + second.assessed,
+                      first.judged + second.judged, first.churns + second.churns)
 
 
 def is_future(event: Event, reference: datetime | None, config: RulesConfig = DEFAULT_CONFIG) -> bool:
@@ -132,41 +189,6 @@ def evaluate(
     """Re-evaluate every rule with no new event (the sweep); alerts are stamped with ``now``."""
     clock = to_seconds(now)
     return _evaluate(state, list(RULES), clock, clock, config, scorer, sweep=True)
-
-
-CATCH_UP_STEPS = 64  # most evaluations one tick makes, catching a customer up to its sweep's time
-
-
-def evaluate_until(
-    state: CustomerState,
-    now: datetime,
-    until: datetime,
-    config: RulesConfig = DEFAULT_CONFIG,
-    scorer: ModelView | None = None,
-) -> Transition:
-    """``evaluate`` at ``now``, then again at each due time the state gives up to ``until``, as one transition.
-
-    A worker reading a backlog has customers whose due times fall day after
-    day behind its sweep's time; judging one due time per sweep walked them
-    one day per sweep, and their ticks held the model's clocks back as long.
-    The replay judges each due time in turn too: this is the same sequence
-    of evaluations, made at once. Bounded: what is left is due at once.
-    """
-    t = evaluate(state, now, config, scorer)
-    parts = [t]
-    end = to_seconds(until)
-    for _ in range(CATCH_UP_STEPS - 1):
-        last = parts[-1].state
-        due = None if last is None else last.next_due_at
-        if last is None or due is None or due > end or due <= to_seconds(now):
-            break
-        now = to_datetime(due)
-        parts.append(evaluate(last, now, config, scorer))
-    if len(parts) == 1:
-        return t
-    return Transition(parts[-1].state, tuple(a for p in parts for a in p.alerts), t.outcome,
-                      tuple(x for p in parts for x in p.labelled), tuple(x for p in parts for x in p.assessed),
-                      tuple(x for p in parts for x in p.judged), tuple(x for p in parts for x in p.churns))
 
 
 def _model_step(

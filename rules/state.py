@@ -246,8 +246,12 @@ class CustomerState(BaseModel):
     started_at: int | None = None
     cancelled_at: int | None = None
     downgrades: tuple[Downgrade, ...] = ()
-    # event_id -> occurred_at, the newest ``remembered_event_ids`` events.
+    # event_id -> occurred_at, the newest ``remembered_event_ids`` events: a publisher's duplicates.
     recent_event_ids: RecentEventIds = Field(default_factory=RecentIds)
+    # Input topic -> the offset of the newest message of it applied (in the customer's partition): a worker
+    # reads each partition in offset order, so a message read again after a crash or a rebalance is known
+    # for certain, however long ago it was applied. Empty offline (the replay has no offsets).
+    inputs: dict[str, int] = Field(default_factory=dict)
     snapshots: tuple[Snapshot, ...] = ()
     last_snapshot_at: int | None = None
     risk: Risk | None = None
@@ -281,7 +285,11 @@ class CustomerState(BaseModel):
         """The order-independent part, for comparing two states."""
         return self.model_dump(exclude={
             "episodes", "evaluated_at", "next_due_at", "snapshots", "last_snapshot_at", "risk", "warnings",
-            "churn_counted_at"})
+            "churn_counted_at", "inputs"})
+
+    def applied(self, position: tuple[str, int] | None) -> bool:
+        """Whether the message at ``position`` (input topic, offset) is already in this state."""
+        return position is not None and self.inputs.get(position[0], -1) >= position[1]
 
     def to_bytes(self) -> bytes:
         """The table value: compressed JSON.
@@ -294,8 +302,20 @@ class CustomerState(BaseModel):
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CustomerState:
-        # Plain JSON (a '{') is what earlier versions wrote to the changelog.
-        return cls.model_validate_json(raw if raw[:1] == b"{" else zlib.decompress(raw))
+        return cls.model_validate_json(_document(raw))
+
+
+# A table value may start with a frame the worker adds (``FRAME``, then ``FRAME_BYTES`` - 1 bytes that order the
+# values of one customer written by different workers; ``churnwatch.worker.versions``); the state follows it.
+FRAME = b"\x01"
+FRAME_BYTES = 17
+
+
+def _document(raw: bytes) -> bytes:
+    """The state's JSON in a table value: framed or not, compressed or plain (a '{': what early versions wrote)."""
+    if raw[:1] == FRAME:
+        raw = raw[FRAME_BYTES:]
+    return raw if raw[:1] == b"{" else zlib.decompress(raw)
 
 
 PENDING = "pending"  # the feature set of a snapshot waiting for the model's version of its week
@@ -340,7 +360,7 @@ def outline(raw: bytes) -> Outline:
     changelog; building each (pydantic, every fact) was half of that time,
     for three fields.
     """
-    doc = (raw if raw[:1] == b"{" else zlib.decompress(raw)).decode()
+    doc = _document(raw).decode()
     try:
         if not doc.startswith(_START):
             raise ValueError("not the expected shape")

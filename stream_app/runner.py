@@ -23,9 +23,9 @@ from typing import Protocol
 
 from churnwatch.due_index import DueIndex
 from churnwatch.model import ChurnModel
-from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event, evaluate
+from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event
 from churnwatch.rules.clock_math import to_seconds
-from churnwatch.rules.engine import Transition, evaluate_until, is_future
+from churnwatch.rules.engine import Transition, advance, catch_up, is_future, repeated, then
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.events import Event
@@ -84,7 +84,7 @@ class Runner:
         self.clock = clock
         self.makes_versions = makes_versions
 
-    def event(self, decoded: Event | Rejection, reference: datetime | None, source: Hashable = None,
+    def event(self, decoded: Event | Rejection, reference: datetime | None, source: tuple[str, int] | None = None,
               offset: int = 0, partition: int = 0) -> Step:
         """A decoded input from ``source`` at ``offset``; ``reference`` judges "from the future" (None: nothing is).
 
@@ -100,7 +100,16 @@ class Runner:
         now = self.clock.for_event(decoded.occurred_at)
         if self.makes_versions:
             self.model.advance(to_seconds(now))
-        transition = apply_event(self.states.get(decoded.customer_id), decoded, now, self.rules, self.model)
+        position = None if source is None else (source[0], offset)
+        state = self.states.get(decoded.customer_id)
+        # Time passes first: the customer's due times up to the event are judged without it, as the replay's
+        # sweep judges them before it reads the event (a repeat changes nothing, not even that).
+        passed = None if state is None or repeated(state, decoded, position) else catch_up(
+            state, to_seconds(decoded.occurred_at), self.rules, self.model)
+        transition = apply_event(state if passed is None else passed.state, decoded, now, self.rules, self.model,
+                                 position)
+        if passed is not None:
+            transition = then(passed, transition)
         # A repeat moves the clock too: its time says how far its partition is read. A worker that took
         # partitions over and read them again from their start (every event a repeat) kept its clock
         # where its first new event put it, and its sweep, and the group's model versions, waited there.
@@ -108,16 +117,16 @@ class Runner:
         return self._keep(Step(decoded.customer_id, transition, event=decoded), partition)
 
     def tick(self, customer_id: str, at: datetime, partition: int = 0, until: datetime | None = None) -> Step:
-        """A sweep tick: the customer judged at ``at`` with no event (an unknown customer: nothing to do);
-        with ``until`` (the sweep's time), at each due time after it up to then too."""
+        """A sweep tick: the customer judged at each due time up to ``until`` (the sweep's time; else ``at``)
+        with no event, and a waiting snapshot scored if its model version is made. An unknown customer, or one
+        with nothing due (an event read since judged it), is left as it is."""
         state = self.states.get(customer_id)
         if state is None:
             return Step(customer_id)
         if self.makes_versions:
             self.model.advance(to_seconds(at))
-        judged = (evaluate(state, at, self.rules, self.model) if until is None
-                  else evaluate_until(state, at, until, self.rules, self.model))
-        return self._keep(Step(customer_id, judged), partition)
+        judged = advance(state, to_seconds(until or at), self.rules, self.model)
+        return Step(customer_id) if judged is None else self._keep(Step(customer_id, judged), partition)
 
     def learn(self, step: Step) -> int:
         """Once the step's alerts are out: the model takes its assessments and labels (to learn by week)."""

@@ -324,21 +324,37 @@ def test_alert_priority_follows_the_customers_mrr() -> None:
     assert alerts[0].evidence["mrr"] == 5_000
 
 
-def test_a_tick_with_an_until_judges_each_due_time_up_to_it_as_single_ticks_would() -> None:
-    """One tick catches a customer up to the sweep's time: the same evaluations, alerts and state as one per sweep."""
+def test_catching_up_judges_each_due_time_up_to_a_time_as_single_ticks_would() -> None:
+    """One call catches a customer up to a time: the same evaluations, alerts and state as one per due time."""
     from churnwatch.rules.clock_math import to_datetime
-    from churnwatch.rules.engine import evaluate, evaluate_until
+    from churnwatch.rules.engine import catch_up, evaluate
 
     events = [subscription(day(0), 99.0, action="started"), *(login(day(d)) for d in range(40)),
               failed(day(41)), ticket(day(42), sentiment=-0.9)]
     state, _ = run(events)
     assert state is not None
-    until = day(120)
-    one_by_one = [evaluate(state, day(43))]
-    while (due := one_by_one[-1].state.next_due_at) is not None and due <= to_seconds(until):  # type: ignore[union-attr]
-        one_by_one.append(evaluate(one_by_one[-1].state, to_datetime(due)))  # type: ignore[arg-type]
+    until = to_seconds(day(120))
+    one_by_one = []
+    current = state
+    while (due := current.next_due_at) is not None and due <= until:
+        one_by_one.append(evaluate(current, to_datetime(due)))
+        current = one_by_one[-1].state  # type: ignore[assignment]
     assert len(one_by_one) > 5  # silent for weeks: many due times between
-    at_once = evaluate_until(state, day(43), until)
-    assert at_once.state == one_by_one[-1].state
+    at_once = catch_up(state, until)
+    assert at_once is not None and at_once.state == one_by_one[-1].state
     assert [a.alert_id for a in at_once.alerts] == [a.alert_id for t in one_by_one for a in t.alerts]
     assert len(at_once.labelled) == sum(len(t.labelled) for t in one_by_one)
+    assert catch_up(at_once.state, until) is None  # nothing left to judge: a late tick changes nothing
+
+
+def test_a_message_read_again_is_a_repeat_however_many_events_came_between() -> None:
+    """Exactly once by position: the remembered event ids hold 128, the offsets every message ever applied."""
+    state, _ = run([login(day(0))])
+    for n in range(300):
+        state = apply_event(state, usage(day(1 + n / 100), quantity=1), day(1 + n / 100), position=("usage", n)).state
+    first = usage(day(1), quantity=1, event_id="the-first")
+    again = apply_event(state, first, day(4), position=("usage", 0))
+    assert again.outcome is Outcome.DUPLICATE and again.state is state
+    assert apply_event(state, first, day(4), position=("usage", 300)).outcome is Outcome.APPLIED
+    assert apply_event(state, first, day(4), position=("payments", 0)).outcome is Outcome.APPLIED
+    assert state.inputs == {"usage": 299} and "inputs" not in state.facts()
