@@ -79,7 +79,13 @@ class Metrics:
         self.due = Gauge("churnwatch_sweep_due_customers", "Customers this worker's sweep will judge when their "
                          "time comes (its due index)", registry=registry)
         self.lag = Gauge("churnwatch_consumer_lag_messages", "Records not yet processed, by input topic and "
-                         "partition", ["topic", "partition"], registry=registry)
+                         "partition (only the partitions this worker reads now)", ["topic", "partition"],
+                         registry=registry)
+        self.late = Counter("churnwatch_events_late", "Events that reached the core after a later event of their "
+                            "partition (their publisher was late by more than the merge's wait, or out of order), "
+                            "by topic", ["topic"], registry=registry)
+        self.merging = Gauge("churnwatch_merge_waiting_messages", "Input messages read and waiting for their turn "
+                             "in event-time order", registry=registry)
         self.model_auc = Gauge("churnwatch_model_roc_auc", "Online ROC AUC on delayed labels (NaN until both "
                                "classes were scored)", registry=registry)
         self.model_log_loss = Gauge("churnwatch_model_log_loss", "Online log loss on delayed labels (NaN until the first)",

@@ -2,7 +2,9 @@
 
 One agent consumes the four input topics and the sweep-tick topic, all
 co-partitioned with the state table, so a customer's state is written to the
-changelog partition its events come from. The sweep timer runs on every
+changelog partition its events come from. What it takes goes through the
+sequencer, which puts each partition number's input events in event-time
+order (``churnwatch.worker.sequencer``) before the processor. The sweep timer runs on every
 worker (``churnwatch.worker.sweep``); the label follower teaches the model
 every label of the group (``churnwatch.worker.labels``), and the model
 checkpoint timer saves what it learned. Everything here only moves data in and out: decisions are
@@ -21,8 +23,10 @@ from churnwatch.http.pages import add_pages, readiness
 from churnwatch.kafka.security import faust_credentials
 from churnwatch.rules import RulesConfig
 from churnwatch.settings import Settings
-from churnwatch.worker.faust_private import answer_from, rewind_uncommitted
+from churnwatch.worker.faust_private import ClientView, answer_from, before_waiting_for_acks, hold_back, rewind_uncommitted
+from churnwatch.worker.merge import EventTimeMerge
 from churnwatch.worker.processor import STATE_TABLE, Processor
+from churnwatch.worker.sequencer import Sequencer
 
 __all__ = ["STATE_TABLE", "build_app", "faust_app"]
 
@@ -99,16 +103,24 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     app = faust_app(settings)
     processor = Processor(app, settings, rules)
     states = processor.states
+    merge = EventTimeMerge(settings.input_topics, ClientView(app), settings.merge_wait_s, settings.merge_hold)
+    sequencer = Sequencer(processor, merge)
 
     async def process(stream: faust.StreamT[bytes]) -> None:
         manual = stream.noack()  # acknowledged by the changelog writer, after the state is written
         async for message_event in manual.events():
-            await processor.handle(message_event)
-            if states.hold(manual, message_event):
-                await states.write()
+            await sequencer.receive(manual, message_event)
 
     app.agent(processor.source, name="churnwatch.process")(process)
     rewind_uncommitted(app, frozenset({*settings.input_topics, settings.topic_sweep_ticks}))
+    hold_back(app, lambda: merge.held)
+    before_waiting_for_acks(app, sequencer.drop)
+    app.task(sequencer.run)
+
+    @app.on_partitions_assigned.connect
+    async def _reading(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        merge.assigned((tp.topic, tp.partition) for tp in assigned if tp.topic in settings.input_topics)
+
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)
     app.task(processor.follower.run)

@@ -1,4 +1,4 @@
-"""Batched changelog writes, and the acknowledgements that wait for them.
+"""Batched changelog writes, and the acknowledgements that wait for them: the outbox order.
 
 Each message is processed as it comes (its alerts are sent at once), but
 changed states are written to the table, one changelog message per customer,
@@ -6,7 +6,15 @@ only every ``batch_max`` messages or ``batch_wait_s`` seconds, and the
 messages are acknowledged only once the broker has confirmed that write. A
 customer busy within the window costs one changelog message, not one per
 event; a crash before the write leaves those offsets uncommitted, so the
-messages are read again and the event ids make the repeat harmless.
+messages are read again, and the offsets each state records make the
+repeat harmless (``CustomerState.applied``).
+
+What the processed messages sent (alerts, dead letters, labels) is in the
+outbox, and the broker confirms all of it before the states are written: a
+state that records an event (so that reading the event again changes
+nothing) is never in the changelog while an alert it made could still be
+lost. So: alerts confirmed, then states confirmed, then offsets committed; a
+crash anywhere between repeats work, and a repeat sends the same messages.
 
 A state enters the table's local store only once the broker has it. With
 the on-disk store this matters: a state on disk that the changelog never got
@@ -32,6 +40,7 @@ from typing import Any, Protocol
 from churnwatch.rules import CustomerState
 from churnwatch.worker.faust_private import store
 from churnwatch.worker.state_cache import DecodedStates
+from churnwatch.worker.versions import WriteVersions, framed, version_of
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +51,53 @@ class Acknowledger(Protocol):
     async def ack(self, event: Any) -> bool: ...
 
 
+class Outbox:
+    """Messages sent on behalf of the messages being processed, until the broker confirms each."""
+
+    RETRIES = 3  # resends of a message the producer gave up on, before a write round gives up (and retries)
+
+    def __init__(self) -> None:
+        self._sent: list[tuple[Any, dict[str, Any], Any]] = []  # (topic, its message, the delivery future)
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+    async def send(self, topic: Any, **message: Any) -> None:
+        """Send now (``topic.send`` queues it for the producer); the delivery is confirmed before the next write."""
+        self._sent.append((topic, message, await topic.send(**message)))
+
+    def take(self) -> list[tuple[Any, dict[str, Any], Any]]:
+        sent, self._sent = self._sent, []
+        return sent
+
+    def put_back(self, sent: list[tuple[Any, dict[str, Any], Any]]) -> None:
+        self._sent = sent + self._sent
+
+    async def confirm(self, sent: list[tuple[Any, dict[str, Any], Any]]) -> None:
+        """Wait until the broker has every one; one it refused is sent again (``sent`` keeps the newest try)."""
+        for n, (topic, message, future) in enumerate(sent):
+            for attempt in range(self.RETRIES + 1):
+                try:
+                    await future
+                    break
+                except Exception:
+                    if attempt == self.RETRIES:
+                        raise
+                    log.warning("sending to %s failed; sending again", topic.get_topic_name(), exc_info=True)
+                    future = await topic.send(**message)
+                    sent[n] = (topic, message, future)
+
+
 class ChangelogWriter:
     """The customer states of one worker: read through pending changes, written in batches."""
 
     def __init__(self, table: Any, batch_max: int, batch_wait_s: float, decoded: DecodedStates,
-                 sent: Any = None) -> None:
+                 sent: Any = None, versions: WriteVersions | None = None) -> None:
         """``table``: the Faust table (``data``, ``get``, ``changelog_topic`` and its serializers);
-        ``sent``: the table's callback for a confirmed changelog message."""
+        ``sent``: the table's callback for a confirmed changelog message; ``versions``: what each write's
+        values are framed with (``churnwatch.worker.versions``)."""
         self.table = table
+        self.versions = versions or WriteVersions(lambda: 0)
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.decoded = decoded
@@ -60,6 +108,7 @@ class ChangelogWriter:
         self._in_flight: dict[str, tuple[CustomerState, int]] = {}
         # Processed messages not yet acknowledged: their states are in _unwritten.
         self._held: list[Any] = []
+        self.outbox = Outbox()
         self._stream: Acknowledger | None = None
         self._timer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
@@ -122,12 +171,15 @@ class ChangelogWriter:
         async with self._writing:
             unwritten, self._unwritten = self._unwritten, {}
             held, self._held = self._held, []
+            outbox = self.outbox.take()
             self._in_flight = unwritten
             table = self.table
             try:
+                await self.outbox.confirm(outbox)  # what the messages sent, before the states that record them
                 sent = []
+                version = self.versions.next()
                 for customer_id, (state, partition) in unwritten.items():
-                    raw = state.to_bytes()
+                    raw = framed(version, state.to_bytes())
                     self.decoded.remember(customer_id, raw, state)
                     sent.append(await table.changelog_topic.send(
                         key=customer_id, value=raw, partition=partition,
@@ -139,9 +191,11 @@ class ChangelogWriter:
                 # win), for the next round to retry.
                 self._unwritten = unwritten | self._unwritten
                 self._held = held + self._held
+                self.outbox.put_back(outbox)
                 if not isinstance(exc, Exception):
                     raise
-                log.exception("writing %d changed states failed", len(unwritten))
+                log.exception("confirming %d messages sent and writing %d changed states failed", len(outbox),
+                              len(unwritten))
                 return
             finally:
                 self._in_flight = {}
@@ -156,13 +210,14 @@ class ChangelogWriter:
     def recovered(self, active: set[int]) -> list[tuple[str, bytes, int]]:
         """Put back every state confirmed since the rebalance began, in the partitions still the worker's.
 
-        Each is the newest state of its customer: only this worker wrote to
-        its partitions since it last owned them. Returns what was put back
-        (customer, bytes, partition), so what is built from states (the due
-        index) follows it.
+        Each is the newest state of its customer unless recovery read a
+        newer version (another worker's, written since). Returns what was
+        put back (customer, bytes, partition), so what is built from states
+        (the due index) follows it.
         """
         kept = [(customer_id, raw, partition)
-                for customer_id, (raw, partition) in self._confirmed_in_rebalance.items() if partition in active]
+                for customer_id, (raw, partition) in self._confirmed_in_rebalance.items()
+                if partition in active and version_of(raw) >= version_of(self.table.get(customer_id))]
         self._recovering = False
         self._confirmed_in_rebalance = {}
         overwritten = 0

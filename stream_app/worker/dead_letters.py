@@ -16,6 +16,7 @@ from churnwatch.http.metrics import Metrics
 from churnwatch.logs import RejectionLog
 from churnwatch.schemas.dead_letter import DeadLetter
 from churnwatch.schemas.intake import Rejection
+from churnwatch.worker.changelog import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,12 @@ def dead_letter(topic: str, partition: int, offset: int, key: bytes | None, valu
 class DeadLetters:
     """Sends a rejected message's dead letter, counts it and logs why (a few a minute, then a count)."""
 
-    def __init__(self, topic: Any, metrics: Metrics) -> None:
-        """``topic``: the dead-letter topic (anything with an async ``send(key=, value=)``)."""
+    def __init__(self, topic: Any, metrics: Metrics, outbox: Outbox) -> None:
+        """``topic``: the dead-letter topic (anything with an async ``send(key=, value=)``); sent through
+        ``outbox``, so a rejected message is acknowledged only once its dead letter is confirmed."""
         self.topic = topic
         self.metrics = metrics
+        self.outbox = outbox
         self.log = RejectionLog(log)
 
     async def send(self, message: Any, rejection: Rejection, now: datetime) -> None:
@@ -59,4 +62,4 @@ class DeadLetters:
         self.log.rejected(f"{message.topic}[{message.partition}]@{message.offset}", rejection)
         self.metrics.rejected.labels(rejection.reason.value).inc()
         self.metrics.dead_letters.inc()
-        await self.topic.send(key=message.key, value=record.model_dump_json().encode())
+        await self.outbox.send(self.topic, key=message.key, value=record.model_dump_json().encode())

@@ -31,6 +31,17 @@ def committed_offset(consumer: Any, tp: TP) -> int | None:
     return offsets.get(tp)
 
 
+def _once_assigned(app: faust.App, flag: str, install: Callable[[Any], None]) -> None:
+    """Run ``install(consumer)`` at the first assignment (Faust makes its consumer when the app starts)."""
+    async def wrap(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        consumer = app.consumer
+        if not getattr(consumer, flag, False):
+            install(consumer)
+            setattr(consumer, flag, True)
+
+    app.on_partitions_assigned.connect(wrap)
+
+
 def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
     """After each seek to the committed offsets, a partition of ``topics`` the group never committed goes back to its start.
 
@@ -46,10 +57,7 @@ def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
     harmless. The seek happens in Faust's recovery, after the assignment
     signal, so the wrapper is put in place there.
     """
-    async def wrap(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        consumer = app.consumer
-        if getattr(consumer, "_rewinds_uncommitted", False):
-            return
+    def install(consumer: Any) -> None:
         seek_to_committed = consumer.perform_seek
 
         async def perform_seek() -> None:
@@ -63,9 +71,104 @@ def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
                          len(uncommitted))
 
         consumer.perform_seek = perform_seek
-        consumer._rewinds_uncommitted = True
 
-    app.on_partitions_assigned.connect(wrap)
+    _once_assigned(app, "_churnwatch_rewinds_uncommitted", install)
+
+
+def hold_back(app: faust.App, held: Callable[[], set[tuple[str, int]]]) -> None:
+    """Fetch no records for the partitions ``held()`` names (topic, partition), until it names them no more.
+
+    Why: the worker's merge by event time keeps messages of a partition read
+    ahead of the others; it must stop fetching that partition, or a backlog
+    fills the memory. Faust's ``pause_partitions`` cannot do it safely: it
+    also takes the partition out of the set Faust checks while it hands out
+    a batch already fetched (``Consumer.getmany``), so the rest of that
+    batch is dropped while the client's position has moved past it; the
+    next message then looks like a gap (``_drain_messages`` adds one) and
+    the commit skips the dropped ones. Here the partitions are left out of
+    the set handed to the client for the next fetch only
+    (``Consumer._getmany``): the client keeps what it has buffered for them,
+    and fetches no more, until they are asked for again.
+    """
+    def install(consumer: Any) -> None:
+        fetch = consumer._getmany
+
+        async def getmany(active_partitions: Any, timeout: float) -> Any:
+            holding = held()
+            if holding and active_partitions:
+                wanted = {tp for tp in active_partitions if (tp.topic, tp.partition) not in holding}
+                if not wanted:  # an empty set would ask the client for every partition
+                    await asyncio.sleep(min(timeout, 0.05))
+                    return {}
+                return await fetch(active_partitions=wanted, timeout=timeout)
+            return await fetch(active_partitions=active_partitions, timeout=timeout)
+
+        consumer._getmany = getmany
+
+    _once_assigned(app, "_churnwatch_holds_back", install)
+
+
+def before_waiting_for_acks(app: faust.App, callback: Callable[[], list[Any]]) -> None:
+    """Call ``callback`` each time Faust is about to wait for every message in flight to be acknowledged;
+    the messages it returns (Faust's messages) are let go, unacknowledged.
+
+    Why: at a rebalance (and at shutdown) Faust waits until every message it
+    handed out is acknowledged (``Consumer.wait_empty``), and only then lets
+    the rebalance go on. Messages the merge holds, not processed, must not be
+    acknowledged (their offsets would be committed unprocessed): they are
+    dropped, to be read again from the committed offsets after the
+    rebalance. Faust tracks what it waits for in ``_unacked_messages``; the
+    dropped ones leave it, or the rebalance would wait for ever.
+    """
+    def install(consumer: Any) -> None:
+        wait_empty = consumer.wait_empty
+
+        async def wait_for_acks() -> None:
+            for message in callback():
+                consumer._unacked_messages.discard(message)
+            await wait_empty()
+
+        consumer.wait_empty = wait_for_acks
+
+    _once_assigned(app, "_churnwatch_drops_before_waiting", install)
+
+
+class ClientView:
+    """What the Kafka client under Faust knows of each partition it fetches (``churnwatch.worker.merge.FetchView``).
+
+    Why: whether a partition may still hold an event older than another's
+    head is known only to the client: the end offset and the time of the
+    fetch that told it (aiokafka's ``TopicPartitionState.highwater`` and
+    ``timestamp``), and how far it has fetched (its position); Faust passes
+    none of them on. Read from the client's thread without a lock: single
+    attribute reads, and a stale answer only makes the merge wait longer.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    def _state(self, source: tuple[str, int]) -> Any:
+        try:
+            client = self.app.consumer._thread._ensure_consumer()
+            assignment = client._subscription.subscription.assignment
+            return None if assignment is None else assignment.state_value(TP(*source))
+        except Exception:  # noqa: BLE001 - not started, or the assignment is moving: not known
+            return None
+
+    def highwater(self, source: tuple[str, int]) -> int | None:
+        state = self._state(source)
+        return None if state is None else state.highwater
+
+    def polled_at(self, source: tuple[str, int]) -> int | None:
+        state = self._state(source)
+        return None if state is None else state.timestamp
+
+    def position(self, source: tuple[str, int]) -> int | None:
+        state = self._state(source)
+        return state._position if state is not None and state.has_valid_position else None
+
+    def committed(self, source: tuple[str, int]) -> int | None:
+        return committed_offset(self.app.consumer, TP(*source))
 
 
 def fetch_state(consumer: Any, tp: TP) -> str:
@@ -89,6 +192,41 @@ def fetch_state(consumer: Any, tp: TP) -> str:
         return "; ".join(told)
     except Exception as exc:  # noqa: BLE001 - a log line's detail, never worth a failure
         return f"fetch state unknown ({exc!r})"
+
+
+def keep_newest(table: faust.Table, newer: Callable[[bytes, bytes], bool],
+                on_kept: Callable[[list[Any]], None]) -> None:
+    """Recovery applies a changelog record only if its value is not older (``newer(value, current)``) than the
+    customer's value already in the table; ``on_kept`` hears of the records applied.
+
+    Why: Faust's recovery applies changelog records in their order
+    (``Table.apply_changelog_batch``, a batch at a time), so a late write of
+    a worker that had lost the partition would put an older state over the
+    newer one written meanwhile. The table's own method is replaced on this
+    table, so each batch is filtered first: per customer, against what the
+    table holds and what the batch applied before.
+    """
+    apply = table.apply_changelog_batch
+
+    def apply_newest(batch: Any) -> None:
+        data = table.data
+        newest: dict[Any, bytes] = {}
+        kept = []
+        for event in batch:
+            key, value = event.key, event.value
+            current = newest[key] if key in newest else data.get(key)
+            if value is not None and current is not None and not newer(value, current):
+                continue
+            if value is not None:
+                newest[key] = value
+            kept.append(event)
+        if len(kept) < len(batch):
+            log.info("recovery kept %d of %d changelog records: the others were older than the states "
+                     "already read", len(kept), len(batch))
+        apply(kept)
+        on_kept(kept)
+
+    table.apply_changelog_batch = apply_newest  # type: ignore[method-assign]
 
 
 def changelog_sent(table: faust.Table) -> Callable[..., Any]:

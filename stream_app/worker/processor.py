@@ -1,10 +1,12 @@
 """The worker's moving parts between Kafka and the core, wired together; one per process.
 
-A message from an input topic is decoded and handed to the runner (the same
-one the replay uses); a message from the sweep-tick topic is a tick for one
-customer. Either way the step's alerts are sent first, then the model learns,
-then the metrics count; rejected messages go to the dead letters. Whatever
-happens, the worker goes on to the next message.
+An input event, decoded and put in event-time order (``churnwatch.worker.sequencer``),
+is handed to the runner (the same one the replay uses); a message from the
+sweep-tick topic is a tick for one customer. Either way the step's alerts are
+sent first, then what the model learns, then the metrics count; rejected
+messages go to the dead letters. Everything sent goes through the changelog
+writer's outbox, confirmed by the broker before the states are written.
+Whatever happens, the worker goes on to the next message.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from churnwatch.rules.state import outline
 from churnwatch.runner import Runner, Step
 from churnwatch.scoreboard import Scoreboard
 from churnwatch.schemas.dead_letter import RejectReason
+from churnwatch.schemas.events import Event
 from churnwatch.schemas.intake import Rejection, decode_event
 from churnwatch.settings import Settings
 from churnwatch.version import product_version
@@ -45,9 +48,10 @@ from churnwatch.worker.labels import (
     encode_judged,
     encode_label,
 )
-from churnwatch.worker.faust_private import changelog_sent, on_disk, stored_values
+from churnwatch.worker.faust_private import changelog_sent, keep_newest, on_disk, stored_values
 from churnwatch.worker.state_cache import DecodedStates
 from churnwatch.worker.sweep import Sweeper, decode_tick
+from churnwatch.worker.versions import WriteVersions, version_of
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +89,20 @@ class Processor:
             default=None,
             partitions=settings.partitions,
             key_type=str,  # JSON-encoded customer id in the changelog
-            value_type=bytes,  # CustomerState.to_bytes(), raw
-            on_changelog_event=self._on_changelog_event,
+            value_type=bytes,  # CustomerState.to_bytes(), framed with its version (churnwatch.worker.versions)
         )
+        keep_newest(self.table, lambda value, current: version_of(value) >= version_of(current), self._recovering)
         self.states = ChangelogWriter(self.table, settings.batch_max, settings.batch_wait_s,
-                                      DecodedStates(settings.state_cache_size), changelog_sent(self.table))
+                                      DecodedStates(settings.state_cache_size), changelog_sent(self.table),
+                                      WriteVersions(lambda: app.consumer_generation_id))
         self.table.on_recover(self._recovered)
         app.on_partitions_revoked.connect(self._rebalancing)
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
         self.runner = Runner(rules, self.model, self.states, self.index, self.clock)
         self.sweeper = Sweeper(app, settings, self.clock, self.index, ticks, self.metrics, self.model.covers)
-        self.dead_letters = DeadLetters(app.topic(settings.topic_dead_letters, **_RAW_BYTES), self.metrics)
+        self.dead_letters = DeadLetters(app.topic(settings.topic_dead_letters, **_RAW_BYTES), self.metrics,
+                                        self.states.outbox)
         self._labels_logged: object = None
         self._version_swept: int | None = None
         self._sweeping: asyncio.Task[None] | None = None
@@ -105,8 +111,10 @@ class Processor:
                                      self.table.changelog_topic.get_topic_name,
                                      lambda: self.app.router.table_metadata(STATE_TABLE))
 
-    async def handle(self, message_event: EventT[bytes]) -> None:
-        """Process one message; whatever happens, the worker goes on to the next."""
+    async def handle(self, message_event: EventT[bytes], decoded: Event | Rejection | None = None,
+                     late: bool = False) -> None:
+        """Process one message (an input's ``decoded`` already; ``late``: after a later one of its partition);
+        whatever happens, the worker goes on to the next."""
         message = message_event.message
         kind = "tick" if message.topic == self.settings.topic_sweep_ticks else "event"
         started = time.perf_counter()
@@ -114,16 +122,19 @@ class Processor:
             if kind == "tick":
                 await self._tick(message)
             else:
-                await self._event(message)
+                if decoded is None:
+                    decoded = decode_event(message.key, message.value, self.settings.max_message_bytes)
+                if late:
+                    self.metrics.late.labels(message.topic).inc()
+                await self._event(message, decoded)
             self.metrics.processing.labels(kind).observe(time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - the worker must not die on a payload
             log.exception("failed on %s[%d]@%d", message.topic, message.partition, message.offset)
             error = f"{type(exc).__name__}: {exc}"[:2000]
             await self.dead_letters.send(message, Rejection(RejectReason.PROCESSING_ERROR, error), datetime.now(UTC))
 
-    async def _event(self, message: Any) -> None:
+    async def _event(self, message: Any, decoded: Event | Rejection) -> None:
         self.sweeper.read(message.topic, message.partition, message.offset)
-        decoded = decode_event(message.key, message.value, self.settings.max_message_bytes)
         # "Future" is judged by the wall clock, whichever clock ages customers.
         reference = datetime.now(UTC)
         if not isinstance(decoded, Rejection):
@@ -164,7 +175,8 @@ class Processor:
     async def _deliver(self, step: Step) -> None:
         # Alerts first: nothing the model does may hold them back or lose them.
         for alert in step.alerts:
-            await self.alerts.send(key=alert.customer_id.encode(), value=alert.model_dump_json().encode())
+            await self.states.outbox.send(self.alerts, key=alert.customer_id.encode(),
+                                          value=alert.model_dump_json().encode())
             self.metrics.alert(alert)
         if step.alerts and step.changed:
             assert step.transition is not None and step.transition.state is not None
@@ -181,7 +193,7 @@ class Processor:
     async def _publish(self, customer_id: str, records: list[bytes]) -> None:
         for value in records:
             try:
-                await self.labels.send(key=customer_id.encode(), value=value, partition=0)
+                await self.states.outbox.send(self.labels, key=customer_id.encode(), value=value, partition=0)
             except Exception:  # noqa: BLE001 - a label or verdict lost costs one example or count, never the alerts
                 log.exception("publishing to the labels topic for %s failed", customer_id or "a clock")
                 self.metrics.learning_failures.inc()
@@ -234,11 +246,12 @@ class Processor:
         log.info("churnwatch %s starting with settings %s", product_version(), json.dumps(shown, sort_keys=True),
                  extra={"settings": shown})
 
-    async def _on_changelog_event(self, changelog_event: EventT[bytes]) -> None:
-        """Rebuild the due index from recovered (or standby) state."""
-        raw = changelog_event.value
-        if raw is not None:
-            self._index(raw, changelog_event.message.partition)
+    def _recovering(self, applied: list[EventT[bytes]]) -> None:
+        """Rebuild the due index from the recovered (or standby) states the table took."""
+        for changelog_event in applied:
+            raw = changelog_event.value
+            if raw is not None:
+                self._index(raw, changelog_event.message.partition)
 
     async def _rebalancing(self, sender: Any, revoked: Any, **kwargs: Any) -> None:
         self.states.rebalancing()

@@ -98,6 +98,7 @@ class Sweeper:
         self.ticks = ticks
         self.metrics = metrics
         self.read_next: dict[tuple[str, int], int] = {}  # next offset to process, per input partition
+        self._lagged: set[tuple[str, int]] = set()  # the partitions the lag metric has a series of
         self.announced: dict[int, int] = {}  # the day of the last clock sent, per partition
         self.ticking: dict[tuple[int, str], int] = {}  # ticks sent, not yet processed: their due times
         self.waiting: dict[str, tuple[int, int]] = {}  # customer -> (partition, oldest snapshot waiting)
@@ -192,12 +193,22 @@ class Sweeper:
                      wall - self._waiting_since, self.clock.waiting_on or "?", state)
 
     def _export_lag(self, progress: dict[tuple[str, int], Progress]) -> None:
-        """Records waiting per input partition (needs a fresh high watermark from the consumer)."""
+        """Records waiting per input partition this worker reads (needs a fresh high watermark from the consumer).
+
+        A partition the worker no longer reads leaves the metric: another
+        worker exports it now, and a stale series would add its last lag to
+        every sum by topic for good.
+        """
+        for gone in self._lagged - progress.keys():
+            self.metrics.lag.remove(gone[0], str(gone[1]))
+            self.read_next.pop(gone, None)
+        self._lagged &= progress.keys()
         for (topic, partition), (highwater, committed) in progress.items():
             if highwater is None:
                 continue
             read = self.read_next.get((topic, partition), committed or 0)
             self.metrics.lag.labels(topic, str(partition)).set(max(0, highwater - read))
+            self._lagged.add((topic, partition))
 
     def _progress(self, tp: Any) -> Progress:
         consumer = self.app.consumer

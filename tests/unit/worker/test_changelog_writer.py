@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from churnwatch.rules import CustomerState
 from churnwatch.rules.fold import new_state
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.state_cache import DecodedStates
@@ -35,6 +36,9 @@ class Topic:
         if not self.hold_confirms:
             self.confirm()
         return done
+
+    def get_topic_name(self) -> str:
+        return "a-topic"
 
     def confirm(self) -> None:
         for done, callback in self.unconfirmed:
@@ -68,6 +72,10 @@ def _state(customer: str, n: int):  # type: ignore[no-untyped-def]
     return new_state(event).model_copy(update={"last_event_at": n})
 
 
+def _stored(table: Table, customer: str) -> CustomerState:
+    return CustomerState.from_bytes(table.data[customer])
+
+
 def _writer(batch_max: int = 3) -> tuple[ChangelogWriter, Table, Stream]:
     table = Table()
     return ChangelogWriter(table, batch_max, 60.0, DecodedStates(10)), table, Stream()
@@ -87,7 +95,7 @@ def test_pending_states_are_read_first_and_written_once_per_customer_then_acknow
         assert [(k, p) for k, _, p in table.changelog_topic.sent] == [("acme", 2), ("globex", 0)]
         assert stream.acked == [10, 11, 12]
         assert writer.get("acme") == _state("acme", 2)  # now from the table
-        assert table.data["acme"] == _state("acme", 2).to_bytes()
+        assert _stored(table, "acme") == _state("acme", 2)
         await writer.stop()
 
     asyncio.run(scenario())
@@ -105,7 +113,8 @@ def test_a_failed_write_acknowledges_nothing_and_is_retried_with_the_newest_stat
         writer.hold(stream, 11)
         table.changelog_topic.fail = False
         await writer.stop()
-        assert [(k, v) for k, v, _ in table.changelog_topic.sent] == [("acme", _state("acme", 5).to_bytes())]
+        assert [(k, CustomerState.from_bytes(v)) for k, v, _ in table.changelog_topic.sent] == [
+            ("acme", _state("acme", 5))]
         assert stream.acked == [10, 11]
 
     asyncio.run(scenario())
@@ -118,19 +127,19 @@ def test_a_state_enters_the_table_only_once_the_broker_confirmed_it() -> None:
         writer.put("acme", _state("acme", 1), 2)
         writer.hold(stream, 10)
         await writer.write()
-        assert table.data["acme"] == _state("acme", 1).to_bytes()
+        assert _stored(table, "acme") == _state("acme", 1)
         table.changelog_topic.hold_confirms = True
         writer.put("acme", _state("acme", 2), 2)
         writer.hold(stream, 11)
         writing = asyncio.create_task(writer.write())
         while not table.changelog_topic.unconfirmed:
             await asyncio.sleep(0)
-        assert table.data["acme"] == _state("acme", 1).to_bytes()  # not confirmed yet
+        assert _stored(table, "acme") == _state("acme", 1)  # not confirmed yet
         assert writer.get("acme") == _state("acme", 2) and writer.pending("acme")
         assert stream.acked == [10]
         table.changelog_topic.confirm()
         await writing
-        assert table.data["acme"] == _state("acme", 2).to_bytes() and not writer.pending("acme")
+        assert _stored(table, "acme") == _state("acme", 2) and not writer.pending("acme")
         assert stream.acked == [10, 11]
         await writer.stop()
 
@@ -153,13 +162,79 @@ def test_states_confirmed_during_a_rebalance_are_put_back_over_older_recovered_o
         table.data["acme"] = old  # recovery applies the changelog's older message last
         put_back = writer.recovered(active={0, 1, 2})
         assert [(customer, partition) for customer, _, partition in put_back] == [("acme", 2)]
-        assert table.data["acme"] == _state("acme", 2).to_bytes()
+        assert _stored(table, "acme") == _state("acme", 2)
         assert writer.get("acme") == _state("acme", 2)
         # Outside a rebalance nothing is kept to be put back.
         writer.put("acme", _state("acme", 3), 2)
         writer.hold(stream, 12)
         await writer.write()
         assert writer.recovered(active={2}) == []
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_what_the_messages_sent_is_confirmed_before_their_states_are_written() -> None:
+    """The outbox order: an alert the broker has not confirmed holds the state that records its cause back."""
+    async def scenario() -> None:
+        writer, table, stream = _writer()
+        alerts = Topic()
+        alerts.hold_confirms = True
+        await writer.outbox.send(alerts, key="acme", value=b"alert", partition=0, callback=lambda _: None)
+        writer.put("acme", _state("acme", 1), 2)
+        writer.hold(stream, 10)
+        writing = asyncio.create_task(writer.write())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert table.changelog_topic.sent == [] and stream.acked == []  # waits for the alert's confirmation
+        alerts.confirm()
+        await writing
+        assert _stored(table, "acme") == _state("acme", 1) and stream.acked == [10]
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_send_the_producer_gave_up_on_is_sent_again_before_the_state_is_written() -> None:
+    async def scenario() -> None:
+        writer, table, stream = _writer()
+        alerts = Topic()
+        alerts.hold_confirms = True
+        await writer.outbox.send(alerts, key="acme", value=b"alert", partition=0, callback=lambda _: None)
+        failed, _ = alerts.unconfirmed.pop()
+        failed.set_exception(ConnectionError("request timed out"))
+        alerts.hold_confirms = False
+        writer.put("acme", _state("acme", 1), 2)
+        writer.hold(stream, 10)
+        await writer.write()
+        assert [v for _, v, _ in alerts.sent] == [b"alert", b"alert"]  # sent again, then confirmed
+        assert _stored(table, "acme") == _state("acme", 1) and stream.acked == [10]
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_each_write_round_frames_its_values_with_a_higher_version_and_the_generation() -> None:
+    from churnwatch.worker.versions import WriteVersions, version_of
+
+    async def scenario() -> None:
+        generation = [4]
+        table, stream = Table(), Stream()
+        writer = ChangelogWriter(table, 3, 60.0, DecodedStates(10), versions=WriteVersions(lambda: generation[0]))
+        writer.put("acme", _state("acme", 1), 2)
+        writer.hold(stream, 10)
+        await writer.write()
+        first = version_of(table.data["acme"])
+        writer.put("acme", _state("acme", 2), 2)
+        writer.hold(stream, 11)
+        await writer.write()
+        second = version_of(table.data["acme"])
+        assert first[0] == second[0] == 4 and second > first
+        generation[0] = 5
+        writer.put("globex", _state("globex", 1), 1)
+        writer.hold(stream, 12)
+        await writer.write()
+        assert version_of(table.data["globex"]) > second
         await writer.stop()
 
     asyncio.run(scenario())

@@ -1,0 +1,224 @@
+"""One test per entry of ``churnwatch.worker.faust_private``: each pins the Faust (or aiokafka) internal it reads.
+
+A Faust upgrade that moves one of them fails here, by name, rather than in a
+takeover test one run in thirty. Real Faust objects throughout (an app, its
+consumer, a table, its store), built without a broker: only the Kafka
+client underneath is a stand-in where it would need one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
+
+from churnwatch.worker import faust_private
+from churnwatch.worker.app import faust_app
+from churnwatch.settings import Settings
+
+
+def _app(tmp_path: Path, store: str = "memory://") -> faust.App:
+    return faust_app(Settings(app_id="pins", data_dir=tmp_path, store=store), web_enabled=False)
+
+
+class Thread:
+    """Stands in for Faust's consumer thread (the aiokafka client's); records what Faust asks of it."""
+
+    def __init__(self, records: dict[TP, list[Any]] | None = None) -> None:
+        self.records = records or {}
+        self.asked: list[set[TP] | None] = []
+        self.sought: list[tuple[TP, int]] = []
+        self.committed: dict[TP, int] = {}
+
+    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> dict[TP, list[Any]]:
+        self.asked.append(None if active_partitions is None else set(active_partitions))
+        return {tp: rs for tp, rs in self.records.items() if active_partitions is None or tp in active_partitions}
+
+    async def seek_to_committed(self) -> dict[TP, int]:
+        return dict(self.committed)
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+    def highwater(self, tp: TP) -> int:
+        return 100
+
+
+def _record(tp: TP, offset: int) -> ConsumerRecord:  # type: ignore[type-arg]
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ())
+
+
+async def _assigned(app: faust.App, assigned: set[TP]) -> Any:
+    """The assignment signal, as Faust sends it after a rebalance: the entries install their wrappers then."""
+    await app.on_partitions_assigned.send(assigned)
+    return app.consumer
+
+
+def test_committed_offset_reads_the_consumers_record_of_committed_offsets(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    tp = TP("customer-usage", 1)
+    assert faust_private.committed_offset(app.consumer, tp) is None
+    app.consumer._committed_offset[tp] = 41
+    assert faust_private.committed_offset(app.consumer, tp) == 41
+
+
+def test_rewind_uncommitted_seeks_the_partitions_never_committed_to_their_start(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    done, never = TP("customer-usage", 0), TP("customer-usage", 1)
+    faust_private.rewind_uncommitted(app, frozenset({"customer-usage"}))
+
+    async def scenario() -> list[tuple[TP, int]]:
+        consumer = await _assigned(app, {done, never})
+        consumer._thread = thread = Thread()
+        thread.committed = {done: 12}
+        thread.assignment = lambda: {done, never}  # type: ignore[attr-defined]
+        await consumer.perform_seek()
+        assert consumer._committed_offset[done] == 12
+        return thread.sought
+
+    assert asyncio.run(scenario()) == [(never, 0)]
+
+
+def test_hold_back_leaves_held_partitions_out_of_the_fetch_and_hands_the_rest_over(tmp_path: Path) -> None:
+    """Faust's getmany asks ``_getmany(active_partitions=, timeout=)``; a held partition's records stay unfetched."""
+    app = _app(tmp_path)
+    usage, payments = TP("customer-usage", 0), TP("payment-failures", 0)
+    held: set[tuple[str, int]] = {("customer-usage", 0)}
+    faust_private.hold_back(app, lambda: held)
+
+    async def scenario() -> tuple[list[tuple[TP, int]], list[set[TP] | None]]:
+        consumer = await _assigned(app, {usage, payments})
+        consumer._thread = thread = Thread({usage: [_record(usage, 0)], payments: [_record(payments, 7)]})
+        consumer._set_active_tps({usage, payments})
+        got = [(tp, message.offset) async for tp, message in consumer.getmany(timeout=0.01)]
+        held.clear()
+        got += [(tp, message.offset) async for tp, message in consumer.getmany(timeout=0.01)]
+        return got, thread.asked
+
+    got, asked = asyncio.run(scenario())
+    assert asked == [{payments}, {usage, payments}]
+    assert got == [(payments, 7), (usage, 0), (payments, 7)]
+
+
+def test_hold_back_with_every_partition_held_fetches_nothing(tmp_path: Path) -> None:
+    """An empty set would make the client return every partition's records: nothing is asked at all."""
+    app = _app(tmp_path)
+    usage = TP("customer-usage", 0)
+    faust_private.hold_back(app, lambda: {("customer-usage", 0)})
+
+    async def scenario() -> list[Any]:
+        consumer = await _assigned(app, {usage})
+        consumer._thread = thread = Thread({usage: [_record(usage, 0)]})
+        consumer._set_active_tps({usage})
+        got = [m async for m in consumer.getmany(timeout=0.01)]
+        assert thread.asked == []
+        return got
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_before_waiting_for_acks_lets_the_dropped_messages_go_so_the_wait_ends(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    usage = TP("customer-usage", 0)
+    message = faust.types.Message("customer-usage", 0, 5, 0.0, 0, None, b"k", b"v", None)
+    faust_private.before_waiting_for_acks(app, lambda: [message])
+
+    async def scenario() -> None:
+        consumer = await _assigned(app, {usage})
+        consumer._unacked_messages.add(message)  # handed out, never acknowledged
+        await asyncio.wait_for(consumer.wait_empty(), 5.0)
+        assert not consumer._unacked_messages and not message.acked
+
+    asyncio.run(scenario())
+
+
+def test_the_client_view_reads_the_aiokafka_partition_state(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+
+    async def scenario() -> None:
+        client = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+        tp = TopicPartition("customer-usage", 2)
+        client._subscription.assign_from_user({tp})
+        state = client._subscription.subscription.assignment.state_value(tp)
+        app.consumer._thread = SimpleNamespace(_ensure_consumer=lambda: client)
+        view = faust_private.ClientView(app)
+        source = ("customer-usage", 2)
+        assert (view.highwater(source), view.polled_at(source), view.position(source)) == (None, None, None)
+        state.highwater, state.timestamp = 30, 1_700_000
+        state.seek(25)
+        assert (view.highwater(source), view.polled_at(source), view.position(source)) == (30, 1_700_000, 25)
+        assert view.highwater(("customer-usage", 3)) is None  # not assigned: not known
+        app.consumer._committed_offset[TP(*source)] = 20
+        assert view.committed(source) == 20
+        assert "client: position 25" in faust_private.fetch_state(app.consumer, TP(*source))
+        await client.stop()
+
+    asyncio.run(scenario())
+
+
+class _ChangelogEvent:
+    """A recovered changelog record as Faust's recovery hands it to the table."""
+
+    def __init__(self, key: str, value: bytes | None, partition: int = 0) -> None:
+        self.key, self.value = key, value
+        self.message = SimpleNamespace(value=value, partition=partition)
+
+
+def test_keep_newest_applies_only_records_not_older_than_what_the_table_holds(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    table = app.Table("pins-states", default=None, key_type=str, value_type=bytes)
+    kept: list[str] = []
+    faust_private.keep_newest(table, lambda value, current: value[0] >= current[0],
+                              lambda events: kept.extend(e.value.decode() for e in events))
+    table.apply_changelog_batch([_ChangelogEvent("a", b"5 new"), _ChangelogEvent("a", b"3 stale"),
+                                 _ChangelogEvent("b", b"1 first")])
+    table.apply_changelog_batch([_ChangelogEvent("b", b"0 stale"), _ChangelogEvent("b", b"2 newer")])
+    assert table.data["a"] == b"5 new" and table.data["b"] == b"2 newer"
+    assert kept == ["5 new", "1 first", "2 newer"]
+
+
+def test_changelog_sent_is_the_tables_own_callback_for_a_confirmed_changelog_message(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    table = app.Table("pins-sent", default=None, key_type=str, value_type=bytes)
+    callback = faust_private.changelog_sent(table)
+    assert callback == table._on_changelog_sent
+    assert list(inspect.signature(callback).parameters) == ["fut"]
+
+
+def test_answer_from_forwards_through_the_routers_request_forwarding(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    route = app.router._route_req
+    assert inspect.iscoroutinefunction(route)
+    assert list(inspect.signature(route).parameters) == ["dest_url", "web", "request"]
+
+
+def test_store_puts_a_value_into_the_memory_store_and_tells_it_the_partition(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    table = app.Table("pins-memory", default=None, key_type=str, value_type=bytes)
+    assert not faust_private.on_disk(table)
+    assert faust_private.store(table, "acme", b"state", 3) is False
+    assert table.data["acme"] == b"state" and table.data._key_partition["acme"] == 3
+
+
+@pytest.mark.parametrize("store", ["rocksdb://"])
+def test_store_and_stored_values_reach_the_on_disk_stores_partition_databases(tmp_path: Path, store: str) -> None:
+    app = _app(tmp_path, store)
+    table = app.Table("pins-disk", default=None, key_type=str, value_type=bytes, partitions=4)
+    assert faust_private.on_disk(table)
+    assert faust_private.store(table, "acme", b"state", 2) is True
+    assert faust_private.store(table, "acme", b"newer", 2) is False  # known on disk now
+    changelog = table.changelog_topic_name
+    app.assignor.assigned_actives = lambda: {TP(changelog, 2)}  # type: ignore[method-assign]
+
+    async def values() -> list[tuple[int, bytes]]:
+        return [found async for found in faust_private.stored_values(table)]
+
+    assert asyncio.run(values()) == [(2, b"newer")]
