@@ -1,0 +1,440 @@
+"""``make chaos``: the live workers against the replay of the same events, with faults, on Apache Kafka.
+
+What it proves: the product a support team gets (workers reading Kafka,
+crashing, taking over each other's partitions, riding out a broker that
+stops answering) sends the alerts the replay and the backtest measure, and
+keeps every customer's state as the replay does: every event counted once.
+
+One run: a simulated customer base (``churnwatch simulate``) is replayed
+offline, then published to Apache Kafka at a live pace (or all at once
+before the workers start: a backlog) while several workers read it; a
+random worker is SIGKILLed and started again every so often, and the broker
+JVM is stopped (SIGSTOP) for a while once. Then the whole alerts topic is
+read back and compared with the replay, per (alert id, sequence, status):
+alerts missing, alerts extra, repeats, and repeats whose content differs;
+and each customer's newest state in the changelog is compared with the
+replay's. One line of figures; exit 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
+from churnwatch.dev.kafka_broker import KafkaBroker
+from churnwatch.dev.worker_process import WorkerProcess
+from churnwatch.kafka.publisher import EventPublisher, publish_file, publish_paced
+from churnwatch.kafka.topics import ensure_topics
+from churnwatch.offline.replay import Replay
+from churnwatch.offline.simulator import DEFAULT_START, simulate
+from churnwatch.rules import CustomerState, load_rules
+from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.dead_letter import DeadLetter
+from churnwatch.schemas.events import Event
+from churnwatch.settings import Settings
+from churnwatch.worker.app import STATE_TABLE
+
+MARKER = b"churnwatch-chaos: end of stream (not an event)"
+Say = Callable[[str], None]
+AlertKey = tuple[str, int, str]  # (alert_id, sequence, status)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run does; the defaults are the long form (``make chaos``)."""
+
+    customers: int = 300
+    days: int = 150
+    seed: int = 5
+    speed: float = 0.75  # simulated days published per wall second
+    workers: int = 3
+    partitions: int = 6
+    kill_every_s: tuple[float, float] | None = (15.0, 30.0)  # a random worker SIGKILLed, then started again
+    broker_pause_s: float = 20.0  # the broker stopped (SIGSTOP) once, this long; 0: never
+    store: str = "memory://"
+    backlog: bool = False  # every event published before the workers start
+    broker: str = "kafka"  # kafka (Apache Kafka from its jars) or embedded
+    settle_s: float = 240.0  # after the end of stream, the longest wait for the alerts to be complete
+
+
+# The short form, for CI: a few kills and one pause in a few minutes.
+SHORT = Plan(customers=60, days=75, seed=5, speed=1.5, kill_every_s=(12.0, 20.0), broker_pause_s=10.0)
+
+
+@dataclass
+class Outcome:
+    """What one run found."""
+
+    plan: Plan
+    events: int = 0
+    kills: int = 0
+    broker_paused_s: float = 0.0
+    expected: int = 0  # alert changes the replay sent, up to the cut
+    received: int = 0  # alert messages read back, up to the cut
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    unlike: list[str] = field(default_factory=list)  # the same (id, sequence, status) as the replay's, other content
+    repeats: int = 0
+    repeats_unlike: list[str] = field(default_factory=list)  # a repeat whose content differs from the first
+    customers: int = 0
+    states_unlike: list[str] = field(default_factory=list)
+    cut: str = ""  # alerts compared up to this event time (every partition's last event)
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)  # a worker that died, a stream that never ended
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.extra or self.unlike or self.repeats_unlike or self.states_unlike
+                    or self.problems)
+
+    def line(self) -> str:
+        plan = self.plan
+        how = "backlog" if plan.backlog else f"{plan.speed:g} days/s"
+        return (f"chaos ({plan.broker}, {plan.store}, {how}): {self.events} events, {plan.workers} workers, "
+                f"{self.kills} kills, broker stopped {self.broker_paused_s:.0f} s; alerts: {self.expected} "
+                f"expected, {len(self.missing)} missing, {len(self.extra)} extra, {len(self.unlike)} unlike the "
+                f"replay's, {self.repeats} repeats "
+                f"({len(self.repeats_unlike)} unlike the first); states: {self.customers} customers, "
+                f"{len(self.states_unlike)} unlike the replay's; {self.seconds:.0f} s")
+
+
+def alert_key(alert: Alert) -> AlertKey:
+    return alert.alert_id, alert.sequence, alert.status.value
+
+
+def told(alert: Alert) -> str:
+    return (f"{alert.customer_id} {alert.rule.value} {alert.status.value} seq {alert.sequence} at "
+            f"{alert.triggered_at:%Y-%m-%d %H:%M:%S}: {'; '.join(alert.reasons)[:120]}")
+
+
+def compare_alerts(expected: list[Alert], received: list[Alert], outcome: Outcome) -> None:
+    """Missing, extra, repeats and repeats unlike the first copy, per (alert id, sequence, status)."""
+    want = {alert_key(a): a for a in expected}
+    first: dict[AlertKey, Alert] = {}
+    for alert in received:
+        key = alert_key(alert)
+        if key in first:
+            outcome.repeats += 1
+            if alert != first[key]:
+                outcome.repeats_unlike.append(f"{told(first[key])} | then {told(alert)}")
+        else:
+            first[key] = alert
+    outcome.expected, outcome.received = len(want), len(received)
+    outcome.missing = sorted(told(a) for k, a in want.items() if k not in first)
+    outcome.extra = sorted(told(a) for k, a in first.items() if k not in want)
+    outcome.unlike = [f"{told(a)} | the replay: {told(want[k])}" for k, a in first.items()
+                      if k in want and a != want[k]]
+
+
+def newest_states(records: Iterable[ConsumerRecord[bytes, bytes]]) -> dict[str, CustomerState]:
+    """Each customer's newest state in the changelog: what a worker recovering the table takes."""
+    states: dict[str, CustomerState] = {}
+    for record in records:
+        if record.value is None:
+            continue
+        state = CustomerState.from_bytes(record.value)
+        known = states.get(state.customer_id)
+        if known is None or getattr(state, 'version', 0) >= getattr(known, 'version', 0):
+            states[state.customer_id] = state
+    return states
+
+
+def compare_states(want: dict[str, CustomerState], got: dict[str, CustomerState], outcome: Outcome) -> None:
+    outcome.customers = len(want)
+    for customer in sorted(set(want) | set(got)):
+        mine, theirs = got.get(customer), want.get(customer)
+        if mine is None or theirs is None:
+            outcome.states_unlike.append(f"{customer}: only {'the replay' if mine is None else 'the workers'} has it")
+            continue
+        a, b = mine.facts(), theirs.facts()
+        if a != b:
+            fields = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            outcome.states_unlike.append(f"{customer}: {', '.join(fields)} differ")
+
+
+def replayed(events: list[Event]) -> tuple[list[Alert], dict[str, CustomerState]]:
+    alerts: list[Alert] = []
+    replay = Replay(load_rules(), alerts.append)
+    for event in events:
+        replay.feed_event(event)
+    replay.finish()
+    return alerts, dict(replay.states)
+
+
+def group_cut(events: list[Event], partitions: int) -> datetime:
+    """The earliest of every partition's last event time: each worker's sweep reaches at least this far."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner = DefaultPartitioner()
+    last: dict[int, datetime] = {}
+    ids = list(range(partitions))
+    for event in events:
+        p = partitioner(event.customer_id.encode(), ids, ids)
+        last[p] = max(last.get(p, event.occurred_at), event.occurred_at)
+    return min(last.values())
+
+
+class Crew:
+    """The workers of one run: started, killed at random, started again."""
+
+    def __init__(self, base: Settings, count: int, directory: Path, env: dict[str, str], rng: random.Random) -> None:
+        self.settings = [base.model_copy(update={"web_port": free_port(), "data_dir": directory / f"w{n}"})
+                         for n in range(count)]
+        self.directory = directory
+        self.env = env
+        self.rng = rng
+        self.workers = [self._start(n) for n in range(count)]
+        self.kills = 0
+
+    def _start(self, n: int) -> WorkerProcess:
+        return WorkerProcess(self.settings[n], self.directory / f"worker-{n}.log", self.env).start()
+
+    def kill_one(self) -> int:
+        n = self.rng.randrange(len(self.workers))
+        self.workers[n].kill()
+        self.kills += 1
+        self.workers[n] = self._start(n)
+        return n
+
+    def dead(self) -> list[int]:
+        return [n for n, w in enumerate(self.workers) if w.dead()]
+
+    def stop(self) -> list[int | None]:
+        return [w.stop() for w in self.workers]
+
+
+async def _faults(plan: Plan, crew: Crew, broker_pid: int | None, publishing: asyncio.Task[object],
+                  publish_s: float, outcome: Outcome, say: Say) -> None:
+    """Kills while the events flow, and one broker stop part-way through."""
+    rng = crew.rng
+    started = time.monotonic()
+    pause_at = started + 0.4 * publish_s if plan.broker_pause_s > 0 and broker_pid else None
+    next_kill = started + rng.uniform(*plan.kill_every_s) if plan.kill_every_s else None
+    while not publishing.done():
+        now = time.monotonic()
+        if pause_at is not None and now >= pause_at:
+            assert broker_pid is not None
+            say(f"broker stopped (SIGSTOP) for {plan.broker_pause_s:g} s")
+            os.kill(broker_pid, signal.SIGSTOP)
+            try:
+                await asyncio.sleep(plan.broker_pause_s)
+            finally:
+                os.kill(broker_pid, signal.SIGCONT)
+            outcome.broker_paused_s += plan.broker_pause_s
+            pause_at = None
+            continue
+        if next_kill is not None and now >= next_kill:
+            n = await asyncio.to_thread(crew.kill_one)
+            say(f"worker {n} killed (SIGKILL) and started again")
+            assert plan.kill_every_s is not None
+            next_kill = time.monotonic() + rng.uniform(*plan.kill_every_s)
+        await asyncio.sleep(0.2)
+
+
+async def _end_of_stream(settings: Settings) -> None:
+    """A marker on every input partition; it comes back as a dead letter once read up to there."""
+    async with EventPublisher(settings) as publisher:
+        for topic in settings.input_topics:
+            for partition in range(settings.partitions):
+                await publisher.publish_raw(topic, b"end-of-stream", MARKER, partition)
+
+
+async def _read_back(settings: Settings, expected: set[AlertKey], timeout_s: float,
+                     say: Say) -> tuple[list[Alert], dict[str, CustomerState]]:
+    """Dead letters until every marker is back; then alerts until every expected one is in and none came for a
+    while (or time is up); then the whole changelog."""
+    deadline = time.monotonic() + timeout_s
+    markers = {(topic, p) for topic in settings.input_topics for p in range(settings.partitions)}
+    seen: set[tuple[str, int]] = set()
+    async with _Reader(settings.bootstrap_servers, settings.topic_dead_letters, settings.partitions) as letters:
+        while not seen >= markers and time.monotonic() < deadline:
+            for record in await letters.more():
+                letter = DeadLetter.model_validate_json(record.value or b"")
+                if letter.raw_value() == MARKER:
+                    seen.add((letter.source_topic, letter.partition))
+    say(f"{len(seen)} of {len(markers)} end-of-stream markers came back")
+    alerts: list[Alert] = []
+    have: set[AlertKey] = set()
+    last_new = time.monotonic()
+    said = time.monotonic()
+    async with _Reader(settings.bootstrap_servers, settings.topic_alerts, settings.partitions) as reader:
+        while time.monotonic() < deadline:
+            records = await reader.more()
+            for record in records:
+                alert = Alert.model_validate_json(record.value or b"")
+                alerts.append(alert)
+                have.add(alert_key(alert))
+            now = time.monotonic()
+            if records:
+                last_new = now
+            if expected <= have and now - last_new > 10.0:
+                break
+            if now - said > 30.0:
+                said = now
+                say(f"{len(alerts)} alert messages so far, {len(expected - have)} expected ones not yet")
+    say(f"{len(alerts)} alert messages read back")
+    changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
+    async with _Reader(settings.bootstrap_servers, changelog, settings.partitions) as reader:
+        records = await asyncio.wait_for(reader.to_end(), 120.0)
+    say(f"{len(records)} changelog records read back")
+    return alerts, newest_states(records)
+
+
+class _Reader:
+    """A topic read from its start, with no consumer group."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+
+    async def __aenter__(self) -> _Reader:
+        await asyncio.wait_for(self.consumer.start(), 30.0)
+        self.consumer.assign(self.tps)
+        await self.consumer.seek_to_beginning(*self.tps)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def more(self) -> list[ConsumerRecord[bytes, bytes]]:
+        batches = await self.consumer.getmany(timeout_ms=500)
+        return [record for batch in batches.values() for record in batch]
+
+    async def to_end(self) -> list[ConsumerRecord[bytes, bytes]]:
+        ends = await self.consumer.end_offsets(self.tps)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp in self.tps if await self.consumer.position(tp) < ends[tp]]:
+            records += await self.more()
+        return records
+
+
+def run_chaos(plan: Plan, directory: Path, say: Say = print) -> Outcome:
+    outcome = Outcome(plan)
+    began = time.monotonic()
+    events, _ = simulate(plan.customers, plan.days, plan.seed)
+    outcome.events = len(events)
+    expected_all, want_states = replayed(events)
+    cut = group_cut(events, plan.partitions)
+    outcome.cut = cut.isoformat()
+    expected = [a for a in expected_all if a.triggered_at <= cut]
+    say(f"{len(events)} events of {plan.customers} customers over {plan.days} days (seed {plan.seed}); "
+        f"the replay sent {len(expected)} alert changes up to {cut:%Y-%m-%d %H:%M}")
+    broker_cm = (KafkaBroker(work_dir=directory / "kafka") if plan.broker == "kafka"
+                 else EmbeddedBroker(log_path=directory / "tansu.log"))
+    env = {} if plan.broker == "kafka" else dict(WORKER_TUNING)
+    with broker_cm as broker:
+        settings = Settings(
+            bootstrap_servers=broker.bootstrap_servers, app_id=f"churnwatch-chaos-{uuid.uuid4().hex[:8]}",
+            partitions=plan.partitions, clock="event", sweep_interval_s=1.0, store=plan.store,
+            session_timeout_s=6.0, heartbeat_interval_s=1.0, rebalance_timeout_s=6.0)
+        asyncio.run(ensure_topics(settings))
+        say(f"{plan.broker} broker on {broker.bootstrap_servers} (pid {broker.pid}); run folder {directory}")
+        crew: Crew | None = None
+        try:
+            if plan.backlog:
+                asyncio.run(publish_file(settings, events))
+                say("every event published; the workers start now")
+            crew = Crew(settings, plan.workers, directory, env, random.Random(plan.seed))
+
+            async def live() -> None:
+                assert crew is not None
+                publish_s = plan.days / plan.speed
+                publishing: asyncio.Task[object] = asyncio.create_task(
+                    asyncio.sleep(60.0) if plan.backlog
+                    else publish_paced(settings, events, DEFAULT_START, plan.speed))
+                await _faults(plan, crew, broker.pid, publishing, 60.0 if plan.backlog else publish_s, outcome, say)
+                await publishing
+                await _end_of_stream(settings)
+
+            asyncio.run(live())
+            say(f"published; {crew.kills} kills; reading back")
+            alerts, got = asyncio.run(_read_back(settings, {alert_key(a) for a in expected}, plan.settle_s, say))
+            dead = crew.dead()
+            if dead:
+                outcome.problems.append(f"workers {dead} died")
+        finally:
+            if crew is not None:
+                codes = crew.stop()
+                outcome.kills = crew.kills
+                if any(code not in (0, None) for code in codes):
+                    outcome.problems.append(f"workers stopped with {codes}")
+    compare_alerts(expected, [a for a in alerts if a.triggered_at <= cut], outcome)
+    compare_states(want_states, got, outcome)
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup that follows must not be cut short
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="the short form (CI): a few kills, minutes")
+    parser.add_argument("--runs", type=int, default=1, help="runs in a row (each with the next seed)")
+    parser.add_argument("--customers", type=int)
+    parser.add_argument("--days", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--speed", type=float, help="simulated days per second")
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--store", choices=["memory://", "rocksdb://"])
+    parser.add_argument("--broker", choices=["kafka", "embedded"])
+    parser.add_argument("--no-kills", action="store_true")
+    parser.add_argument("--no-pause", action="store_true", help="never stop the broker")
+    parser.add_argument("--backlog", action="store_true", help="publish everything before the workers start")
+    parser.add_argument("--keep", type=Path, help="keep the run folders (logs) here")
+    args = parser.parse_args(argv)
+    plan = SHORT if args.short else Plan()
+    changes = {k: v for k, v in {"customers": args.customers, "days": args.days, "seed": args.seed,
+                                 "speed": args.speed, "workers": args.workers, "store": args.store,
+                                 "broker": args.broker}.items() if v is not None}
+    if args.no_kills:
+        changes["kill_every_s"] = None
+    if args.no_pause:
+        changes["broker_pause_s"] = 0.0
+    if args.backlog:
+        changes["backlog"] = True
+    plan = replace(plan, **changes)
+    # A SIGTERM stops the run the way Ctrl-C does, so the broker and the workers it started are stopped too.
+    signal.signal(signal.SIGTERM, _interrupted)
+    failed = 0
+    for run in range(args.runs):
+        this = replace(plan, seed=plan.seed + run)
+        folder = Path(tempfile.mkdtemp(prefix="churnwatch-chaos-", dir=args.keep))
+        stamp = time.monotonic()
+
+        def say(text: str) -> None:
+            print(f"[{time.monotonic() - stamp:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+        outcome = run_chaos(this, folder, say)
+        print(outcome.line(), flush=True)
+        if not outcome.clean:
+            failed += 1
+            details = {"missing": outcome.missing[:20], "extra": outcome.extra[:20], "unlike": outcome.unlike[:20],
+                       "repeats unlike the first": outcome.repeats_unlike[:10],
+                       "states unlike the replay's": outcome.states_unlike[:20], "problems": outcome.problems}
+            print(json.dumps(details, indent=1), file=sys.stderr)
+            print(f"logs kept in {folder}", file=sys.stderr)
+        (folder / "outcome.json").write_text(json.dumps(asdict(outcome), indent=1, default=str))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
