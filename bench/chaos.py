@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -44,13 +46,14 @@ from churnwatch.kafka.topics import ensure_topics
 from churnwatch.offline.replay import Replay
 from churnwatch.offline.simulator import DEFAULT_START, simulate
 from churnwatch.rules import CustomerState, load_rules
-from churnwatch.schemas.alert import Alert
+from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.dead_letter import DeadLetter
 from churnwatch.schemas.events import Event
 from churnwatch.settings import Settings
 from churnwatch.worker.app import STATE_TABLE
 
 MARKER = b"churnwatch-chaos: end of stream (not an event)"
+BACKLOG_FAULTS_S = 60.0  # with a backlog, how long faults go on once the workers start
 Say = Callable[[str], None]
 AlertKey = tuple[str, int, str]  # (alert_id, sequence, status)
 
@@ -86,6 +89,7 @@ class Outcome:
     kills: int = 0
     broker_paused_s: float = 0.0
     expected: int = 0  # alert changes the replay sent, up to the cut
+    expected_model: int = 0  # of which model_risk's
     received: int = 0  # alert messages read back, up to the cut
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
@@ -108,7 +112,7 @@ class Outcome:
         how = "backlog" if plan.backlog else f"{plan.speed:g} days/s"
         return (f"chaos ({plan.broker}, {plan.store}, {how}): {self.events} events, {plan.workers} workers, "
                 f"{self.kills} kills, broker stopped {self.broker_paused_s:.0f} s; alerts: {self.expected} "
-                f"expected, {len(self.missing)} missing, {len(self.extra)} extra, {len(self.unlike)} unlike the "
+                f"expected ({self.expected_model} model_risk), {len(self.missing)} missing, {len(self.extra)} extra, {len(self.unlike)} unlike the "
                 f"replay's, {self.repeats} repeats "
                 f"({len(self.repeats_unlike)} unlike the first); states: {self.customers} customers, "
                 f"{len(self.states_unlike)} unlike the replay's; {self.seconds:.0f} s")
@@ -136,6 +140,7 @@ def compare_alerts(expected: list[Alert], received: list[Alert], outcome: Outcom
         else:
             first[key] = alert
     outcome.expected, outcome.received = len(want), len(received)
+    outcome.expected_model = sum(a.rule is RuleName.MODEL_RISK for a in want.values())
     outcome.missing = sorted(told(a) for k, a in want.items() if k not in first)
     outcome.extra = sorted(told(a) for k, a in first.items() if k not in want)
     outcome.unlike = [f"{told(a)} | the replay: {told(want[k])}" for k, a in first.items()
@@ -324,7 +329,27 @@ class _Reader:
         return records
 
 
-def run_chaos(plan: Plan, directory: Path, say: Say = print) -> Outcome:
+@dataclass(frozen=True)
+class GivenBroker:
+    """A broker the caller runs (the tests' session broker): its address, and the worker settings it needs."""
+
+    bootstrap_servers: str
+    worker_env: dict[str, str]
+    pid: int | None = None  # known: it can be stopped for a while
+
+
+def _settings(bootstrap: str, plan: Plan) -> Settings:
+    """A group and topics of the run's own, so runs on one broker never share anything."""
+    run = uuid.uuid4().hex[:8]
+    topics = {name: f"{spec.default}-{run}" for name, spec in Settings.model_fields.items()
+              if name.startswith("topic_")}
+    return Settings(bootstrap_servers=bootstrap, app_id=f"churnwatch-chaos-{run}", partitions=plan.partitions,
+                    clock="event", sweep_interval_s=1.0, store=plan.store, session_timeout_s=6.0,
+                    heartbeat_interval_s=1.0, rebalance_timeout_s=6.0, **topics)
+
+
+def run_chaos(plan: Plan, directory: Path, say: Say = print, given: GivenBroker | None = None) -> Outcome:
+    """One run; on a broker of its own (``plan.broker``) unless one is ``given``."""
     outcome = Outcome(plan)
     began = time.monotonic()
     events, _ = simulate(plan.customers, plan.days, plan.seed)
@@ -335,30 +360,31 @@ def run_chaos(plan: Plan, directory: Path, say: Say = print) -> Outcome:
     expected = [a for a in expected_all if a.triggered_at <= cut]
     say(f"{len(events)} events of {plan.customers} customers over {plan.days} days (seed {plan.seed}); "
         f"the replay sent {len(expected)} alert changes up to {cut:%Y-%m-%d %H:%M}")
-    broker_cm = (KafkaBroker(work_dir=directory / "kafka") if plan.broker == "kafka"
-                 else EmbeddedBroker(log_path=directory / "tansu.log"))
-    env = {} if plan.broker == "kafka" else dict(WORKER_TUNING)
-    with broker_cm as broker:
-        settings = Settings(
-            bootstrap_servers=broker.bootstrap_servers, app_id=f"churnwatch-chaos-{uuid.uuid4().hex[:8]}",
-            partitions=plan.partitions, clock="event", sweep_interval_s=1.0, store=plan.store,
-            session_timeout_s=6.0, heartbeat_interval_s=1.0, rebalance_timeout_s=6.0)
+    with contextlib.ExitStack() as stack:
+        if given is None:
+            own = stack.enter_context(KafkaBroker(work_dir=directory / "kafka") if plan.broker == "kafka"
+                                      else EmbeddedBroker(log_path=directory / "tansu.log"))
+            given = GivenBroker(own.bootstrap_servers, {} if plan.broker == "kafka" else dict(WORKER_TUNING),
+                                own.pid)
+        settings = _settings(given.bootstrap_servers, plan)
         asyncio.run(ensure_topics(settings))
-        say(f"{plan.broker} broker on {broker.bootstrap_servers} (pid {broker.pid}); run folder {directory}")
+        say(f"broker on {given.bootstrap_servers} (pid {given.pid}); run folder {directory}")
         crew: Crew | None = None
         try:
             if plan.backlog:
                 asyncio.run(publish_file(settings, events))
                 say("every event published; the workers start now")
-            crew = Crew(settings, plan.workers, directory, env, random.Random(plan.seed))
+            crew = Crew(settings, plan.workers, directory, given.worker_env, random.Random(plan.seed))
 
             async def live() -> None:
-                assert crew is not None
-                publish_s = plan.days / plan.speed
-                publishing: asyncio.Task[object] = asyncio.create_task(
-                    asyncio.sleep(60.0) if plan.backlog
-                    else publish_paced(settings, events, DEFAULT_START, plan.speed))
-                await _faults(plan, crew, broker.pid, publishing, 60.0 if plan.backlog else publish_s, outcome, say)
+                assert crew is not None and given is not None
+                if plan.backlog:  # faults (if any) while the workers read the backlog
+                    span = BACKLOG_FAULTS_S if plan.kill_every_s or plan.broker_pause_s else 0.0
+                    publishing: asyncio.Task[object] = asyncio.create_task(asyncio.sleep(span))
+                else:
+                    span = plan.days / plan.speed
+                    publishing = asyncio.create_task(publish_paced(settings, events, DEFAULT_START, plan.speed))
+                await _faults(plan, crew, given.pid, publishing, span, outcome, say)
                 await publishing
                 await _end_of_stream(settings)
 
@@ -412,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.backlog:
         changes["backlog"] = True
     plan = replace(plan, **changes)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # its retries while the broker is stopped are expected
     # A SIGTERM stops the run the way Ctrl-C does, so the broker and the workers it started are stopped too.
     signal.signal(signal.SIGTERM, _interrupted)
     failed = 0

@@ -83,3 +83,30 @@ def test_a_tick_judges_a_known_customer_at_its_time_and_skips_an_unknown_one() -
     assert step.changed and step.transition is not None
     assert states["acme"] is step.transition.state
     assert runner.tick("nobody", day(40)).transition is None
+
+
+def test_a_tick_and_an_event_at_the_same_instant_give_the_same_alerts_whichever_comes_first() -> None:
+    """A sweep and a ticket at the instant a ticket ages out of the window: the due time is judged first either
+    way (as the replay does), so support_distress keeps one alert id."""
+    from churnwatch.testing.events import ticket
+
+    tickets = [ticket(day(n), ticket_id=f"t{n}") for n in (1, 2, 3)]
+    ages_out = day(15)  # the first ticket leaves the 14-day window
+    late = ticket(ages_out, ticket_id="t15")
+
+    def alerts(tick_first: bool) -> list[tuple[str, str, int, str]]:
+        runner, _, index, _ = _runner()
+        sent = []
+        for offset, event in enumerate(tickets):
+            sent += runner.event(event, reference=None, source=("tickets", 0), offset=offset).alerts
+        assert index.next_due_at() == int(ages_out.timestamp())
+        steps = ([lambda: runner.tick("c1", ages_out, until=ages_out),
+                  lambda: runner.event(late, reference=None, source=("tickets", 0), offset=3)])
+        for step in steps if tick_first else reversed(steps):
+            sent += step().alerts
+        return [(a.alert_id, a.status.value, a.sequence, a.model_dump_json()) for a in sent]
+
+    tick_first, event_first = alerts(True), alerts(False)
+    assert tick_first == event_first
+    assert [status for _, status, _, _ in tick_first] == ["firing", "resolved", "firing"]
+    assert len({alert_id for alert_id, _, _, _ in tick_first}) == 2  # the new ticket opens a new episode
