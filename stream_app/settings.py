@@ -89,12 +89,6 @@ class Settings(BaseSettings):
         default=2.0,
         description="Event clock: a caught-up partition quiet this long stops holding the sweep's time back.",
     )
-    merge_wait_s: Annotated[float, Field(ge=0, le=600)] = Field(
-        default=1.0,
-        description="Longest an input event waits for a partition of its group (same number, another input topic) "
-                    "that has fetched everything but shows no newer fetch; an event of it that arrives later is "
-                    "applied late (churnwatch_events_late_total).",
-    )
     merge_hold: Annotated[int, Field(ge=10)] = Field(
         default=2_000,
         description="Input messages waiting in the merge, per partition, above which the partition is fetched no "

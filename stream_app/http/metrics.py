@@ -84,6 +84,9 @@ class Metrics:
         self.late = Counter("churnwatch_events_late", "Events that reached the core after a later event of their "
                             "partition (their publisher was late by more than the merge's wait, or out of order), "
                             "by topic", ["topic"], registry=registry)
+        self.read_again = Counter("churnwatch_input_read_again", "Times an input partition was read again from a "
+                                  "message the Kafka client handed over that never reached the worker (nothing after "
+                                  "it was processed first), by topic", ["topic"], registry=registry)
         self.merging = Gauge("churnwatch_merge_waiting_messages", "Input messages read and waiting for their turn "
                              "in event-time order", registry=registry)
         self.model_auc = Gauge("churnwatch_model_roc_auc", "Online ROC AUC on delayed labels (NaN until both "

@@ -23,7 +23,13 @@ from churnwatch.http.pages import add_pages, readiness
 from churnwatch.kafka.security import faust_credentials
 from churnwatch.rules import RulesConfig
 from churnwatch.settings import Settings
-from churnwatch.worker.faust_private import ClientView, answer_from, before_waiting_for_acks, hold_back, rewind_uncommitted
+from churnwatch.worker.faust_private import (
+    ClientView,
+    answer_from,
+    before_waiting_for_acks,
+    control_fetching,
+    rewind_uncommitted,
+)
 from churnwatch.worker.merge import EventTimeMerge
 from churnwatch.worker.processor import STATE_TABLE, Processor
 from churnwatch.worker.sequencer import Sequencer
@@ -103,7 +109,7 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     app = faust_app(settings)
     processor = Processor(app, settings, rules)
     states = processor.states
-    merge = EventTimeMerge(settings.input_topics, ClientView(app), settings.merge_wait_s, settings.merge_hold)
+    merge = EventTimeMerge(settings.input_topics, ClientView(app), settings.merge_hold)
     sequencer = Sequencer(processor, merge)
 
     async def process(stream: faust.StreamT[bytes]) -> None:
@@ -113,7 +119,7 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
 
     app.agent(processor.source, name="churnwatch.process")(process)
     rewind_uncommitted(app, frozenset({*settings.input_topics, settings.topic_sweep_ticks}))
-    hold_back(app, lambda: merge.held)
+    control_fetching(app, lambda: merge.held, sequencer.fetched)
     before_waiting_for_acks(app, sequencer.drop)
     app.task(sequencer.run)
 

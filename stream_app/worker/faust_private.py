@@ -75,10 +75,26 @@ def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
     _once_assigned(app, "_churnwatch_rewinds_uncommitted", install)
 
 
-def hold_back(app: faust.App, held: Callable[[], set[tuple[str, int]]]) -> None:
-    """Fetch no records for the partitions ``held()`` names (topic, partition), until it names them no more.
+def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
+                     on_fetched: Callable[[dict[tuple[str, int], list[int]]], None]) -> None:
+    """Fetch no records while the app's flow is stopped, nor for the partitions ``held()`` names (topic,
+    partition) until it names them no more; tell ``on_fetched`` the offsets the client hands Faust, per
+    partition, each time it hands records over (with none, too).
 
-    Why: the worker's merge by event time keeps messages of a partition read
+    Why, the flow: Faust's stream drops a message it takes while the app's
+    flow control is suspended (``Stream._py_aiter``: "Skipping message"),
+    counting on the seek to the committed offsets at the end of a rebalance
+    to fetch it again. But that seek comes before the flow resumes
+    (``Recovery._resume_streams``: partitions resumed, offsets sought, then
+    the flow resumed), so records fetched in between were dropped after the
+    seek and never fetched again; their offsets were committed past once the
+    messages after them were acknowledged (``Consumer._new_offset`` lets an
+    acknowledged offset one past the committed one through). Seen in a
+    broker test on Apache Kafka: a subscription event at offset 2 never
+    reached the worker, which had read offsets 0, 1 and 3 on. So nothing is
+    fetched until the flow has resumed.
+
+    Why, the held partitions: the worker's merge by event time keeps messages of a partition read
     ahead of the others; it must stop fetching that partition, or a backlog
     fills the memory. Faust's ``pause_partitions`` cannot do it safely: it
     also takes the partition out of the set Faust checks while it hands out
@@ -89,23 +105,52 @@ def hold_back(app: faust.App, held: Callable[[], set[tuple[str, int]]]) -> None:
     the set handed to the client for the next fetch only
     (``Consumer._getmany``): the client keeps what it has buffered for them,
     and fetches no more, until they are asked for again.
+
+    Why, the offsets handed over: the merge must know what is on its way to
+    the agent (in Faust's queues) to tell a partition read to its end from
+    one whose last records have not arrived yet, and a message Faust dropped
+    from one still coming.
     """
     def install(consumer: Any) -> None:
         fetch = consumer._getmany
 
         async def getmany(active_partitions: Any, timeout: float) -> Any:
+            if not app.flow_control.is_active():
+                await asyncio.sleep(min(timeout, 0.05))
+                return {}
             holding = held()
+            wanted = active_partitions
             if holding and active_partitions:
                 wanted = {tp for tp in active_partitions if (tp.topic, tp.partition) not in holding}
                 if not wanted:  # an empty set would ask the client for every partition
                     await asyncio.sleep(min(timeout, 0.05))
                     return {}
-                return await fetch(active_partitions=wanted, timeout=timeout)
-            return await fetch(active_partitions=active_partitions, timeout=timeout)
+            records = await fetch(active_partitions=wanted, timeout=timeout)
+            on_fetched({(tp.topic, tp.partition): [record.offset for record in batch]
+                        for tp, batch in records.items()})
+            return records
 
         consumer._getmany = getmany
 
-    _once_assigned(app, "_churnwatch_holds_back", install)
+    _once_assigned(app, "_churnwatch_controls_fetching", install)
+
+
+def let_go(app: faust.App, message: Any) -> None:
+    """Faust stops waiting for ``message`` (one of its messages) to be acknowledged: it will be read again.
+
+    Why: Faust tracks every message its stream handed out until it is
+    acknowledged (``Consumer._unacked_messages``) and waits for all of them
+    at a rebalance or a stop. A message the worker let go unprocessed (a
+    repeat, or one past a gap being read again) must not hold that up, and
+    must not be acknowledged (its offset would be committed unprocessed).
+    """
+    app.consumer._unacked_messages.discard(message)
+
+
+async def read_again(app: faust.App, source: tuple[str, int], offset: int) -> None:
+    """Have the client hand ``source`` over again from ``offset`` (``Consumer.seek``, which Faust offers but
+    does not document for agents: it also moves Faust's record of what it has read, so the messages come)."""
+    await app.consumer.seek(TP(*source), offset)
 
 
 def before_waiting_for_acks(app: faust.App, callback: Callable[[], list[Any]]) -> None:
@@ -125,7 +170,7 @@ def before_waiting_for_acks(app: faust.App, callback: Callable[[], list[Any]]) -
 
         async def wait_for_acks() -> None:
             for message in callback():
-                consumer._unacked_messages.discard(message)
+                let_go(app, message)
             await wait_empty()
 
         consumer.wait_empty = wait_for_acks

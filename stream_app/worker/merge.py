@@ -14,30 +14,45 @@ has shown it has nothing older:
 
 - its queue holds something later (ties broken by event id, so the order is
   the same whoever reads it); or
-- it is caught up: everything up to its end offset has come in, as of a
-  fetch made no earlier than the one that brought the head (its fetch
-  "poll time" in the Kafka client); or
-- its client has fetched up to its end offset, nothing came in from it for
-  ``wait_s`` and the head has waited as long (what it fetched last was no
-  record: transaction markers at its end, say; or the broker stopped
-  answering, so no fetch is fresh).
+- it is read to its end, as of a fetch no older than the one that brought
+  the head (the client's poll time of the partition): the client has handed
+  over its records up to its end offset and all of them have come in (or,
+  what ends it is no record, a transaction marker say: the client's
+  position, as it stood when it last handed records over, is at the end,
+  and nothing it handed over is still on its way).
 
-A partition with records still to fetch is always waited for. A rejected
-message (no event time) goes on at once when it is at the head of its queue:
-it changes no state. Within one partition, messages go on in offset order,
-always: that is what lets a state know, by offset, what it has applied.
+A partition with records to fetch, or handed over and not come in yet, is
+always waited for, and so is one not fetched since the head came: a fetch
+takes at most the client's fetch wait (1.5 s in Faust) on a broker that
+answers, and while the broker does not answer nothing goes on. A rejected message (no event time)
+goes on at once when it is at the head of its queue: it changes no state.
+Within one partition messages go on in offset order, always: that is what
+lets a state know, by offset, what it has applied.
+
+What the client hands over is known here (``fetched``), so a message that
+never arrives is noticed: Faust drops a message its stream takes while the
+app's flow is stopped, counting on a later seek to fetch it again. When a
+message comes in and one handed over before it never did, or one handed
+over has not come in for ``stuck_s`` while nothing else of its partition
+did, the partition is read again from the missing one (``add`` and
+``stuck`` say where to seek), and whatever comes meanwhile from later
+offsets is let go, unprocessed. Nothing past a missing message is ever
+processed: a state's record of the offsets it applied would take it for
+applied.
 
 An event that comes in after a later one of its group went on (its
-publisher was late by more than the wait, or published it out of order) is
-applied when it comes, and counted (``late``): the rules it feeds judge it at
-its own time, and what was judged before it stands.
+publisher sent it after the later one had reached the worker, or out of
+order within its topic) is applied when it comes, and counted (``late``):
+the rules it feeds judge it at its own time, and what was judged before it
+stands.
 
 A partition whose queue grows past ``hold_limit`` is held back from
 fetching until it drains to half (``held``), so a topic read ahead of the
 others cannot fill the memory.
 
 Nothing here knows Faust: the worker gives it what the Kafka client knows of
-each partition (``FetchView``) and takes what ``take`` releases.
+each partition (``FetchView``) and what it fetched, and takes what ``take``
+releases.
 """
 
 from __future__ import annotations
@@ -46,6 +61,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 from churnwatch.schemas.events import Event
@@ -64,10 +80,18 @@ class FetchView(Protocol):
         """When that last fetch answered (milliseconds, the client's clock)."""
 
     def position(self, source: Source) -> int | None:
-        """The next offset the client will fetch."""
+        """The next offset the client will hand over."""
 
     def committed(self, source: Source) -> int | None:
-        """The group's committed offset (the next to read) when the partition was assigned."""
+        """The group's committed offset (the next to read), where reading starts after an assignment."""
+
+
+class Arrival(Enum):
+    """What became of a message that came in."""
+
+    QUEUED = "queued"
+    REPEAT = "repeat"  # an offset that came in already, or one after a gap being read again: let go
+    GAP = "gap"  # a message fetched before it never came in: let go, and read the partition again from there
 
 
 @dataclass(slots=True)
@@ -93,15 +117,20 @@ class Held:
 class _Queue:
     items: deque[Held] = field(default_factory=deque)
     received_next: int | None = None  # the offset after the last message that came in
-    came: float = float("-inf")  # when it came in (monotonic seconds)
+    fetched: deque[int] = field(default_factory=deque)  # offsets the client handed over, not come in yet
+    fetched_next: int | None = None  # the offset after the last one the client handed over
+    position: int | None = None  # the client's position when it last handed records over (what passed it)
+    handed: float = 0.0  # when the oldest of ``fetched`` was handed over (monotonic seconds)
+    came: float = 0.0  # when the last message came in
+    again_from: int | None = None  # read again from this offset after a gap: later ones are let go till it comes
 
 
 class EventTimeMerge:
-    def __init__(self, topics: Iterable[str], view: FetchView, wait_s: float = 1.0, hold_limit: int = 2_000,
+    def __init__(self, topics: Iterable[str], view: FetchView, hold_limit: int = 2_000, stuck_s: float = 30.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.topics = tuple(topics)
         self.view = view
-        self.wait_s = wait_s
+        self.stuck_s = stuck_s
         self.hold_limit = hold_limit
         self._monotonic = monotonic
         self._queues: dict[Source, _Queue] = {}
@@ -112,13 +141,68 @@ class EventTimeMerge:
     def __len__(self) -> int:
         return sum(len(q.items) for q in self._queues.values())
 
-    def add(self, source: Source, offset: int, message: Any, decoded: Event | Rejection) -> None:
+    def fetched(self, source: Source, offsets: Iterable[int]) -> None:
+        """The client handed these offsets of ``source`` over (they are on their way here)."""
+        queue = self._queues.get(source)
+        if queue is None:
+            return
+        if not queue.fetched:
+            queue.handed = self._monotonic()
+        queue.fetched.extend(offsets)
+        if queue.fetched:
+            queue.fetched_next = max(queue.fetched_next or 0, queue.fetched[-1] + 1)
+
+    def returned(self) -> None:
+        """The client has just handed records over (or none): its positions now are what passed through it.
+
+        Read here, not when judging: the client moves its position as it
+        hands records over, before they reach the worker, so a position read
+        later may count records still on their way.
+        """
+        for source, queue in self._queues.items():
+            queue.position = self.view.position(source)
+
+    def add(self, source: Source, offset: int, message: Any, decoded: Event | Rejection) -> tuple[Arrival, int]:
+        """A message came in: queued, let go as a repeat, or a gap found (the offset to read again from)."""
         queue = self._queues.setdefault(source, _Queue())
         queue.came = self._monotonic()
-        queue.items.append(Held(source, offset, message, decoded, self.view.polled_at(source), queue.came))
+        fetched = queue.fetched
+        missed = None
+        while fetched and fetched[0] < offset:
+            missed = fetched.popleft() if missed is None else min(missed, fetched.popleft())
+        if fetched and fetched[0] == offset:
+            fetched.popleft()
+        if queue.again_from is not None:
+            if offset != queue.again_from:
+                return Arrival.REPEAT, offset
+            queue.again_from = None
+        elif queue.received_next is not None and offset < queue.received_next:
+            return Arrival.REPEAT, offset
+        if missed is not None and (queue.received_next is None or missed >= queue.received_next):
+            self._read_again(queue, missed)
+            return Arrival.GAP, missed
+        queue.items.append(Held(source, offset, message, decoded, self.view.polled_at(source), self._monotonic()))
         queue.received_next = offset + 1
         if len(queue.items) > self.hold_limit:
             self.held.add(source)
+        return Arrival.QUEUED, offset
+
+    def stuck(self) -> list[tuple[Source, int]]:
+        """Partitions whose oldest handed-over message has not come in for ``stuck_s`` while nothing else of
+        theirs did: each is to be read again from it (where to seek)."""
+        now = self._monotonic()
+        found = []
+        for source, queue in self._queues.items():
+            if (queue.fetched and queue.again_from is None and now - queue.handed >= self.stuck_s
+                    and now - queue.came >= self.stuck_s):
+                found.append((source, queue.fetched[0]))
+                self._read_again(queue, queue.fetched[0])
+        return found
+
+    def _read_again(self, queue: _Queue, offset: int) -> None:
+        queue.again_from = offset
+        queue.fetched.clear()
+        queue.fetched_next = queue.position = offset
 
     def assigned(self, sources: Iterable[Source]) -> None:
         """The partitions this worker reads now; what waits for any other is dropped."""
@@ -162,26 +246,21 @@ class EventTimeMerge:
             self._queues[head.source].items.popleft()
             if not isinstance(head.decoded, Rejection):
                 newest = self._released.get(partition)
-                if newest is not None and head.key < newest:
+                if newest is not None and head.key[0] < newest[0]:  # same time, same topic: in offset order
                     head.late = True
                 else:
-                    self._released[partition] = head.key
+                    self._released[partition] = max(head.key, newest or head.key)
             out.append(head)
 
     def _nothing_older(self, source: Source, head: Held) -> bool:
-        """Whether an empty partition's queue can hold nothing older than ``head``: it is caught up."""
+        """Whether an empty partition's queue can hold nothing older than ``head``: it is read to its end."""
         view = self.view
-        highwater = view.highwater(source)
-        if highwater is None:
-            return False
         queue = self._queues[source]
-        received = queue.received_next if queue.received_next is not None else view.committed(source) or 0
-        if received >= highwater:
-            polled = view.polled_at(source)
-            fresh = head.polled is None or (polled is not None and polled >= head.polled)
-            if fresh:
-                return True
-        position = view.position(source)
-        now = self._monotonic()
-        return (position is not None and position >= highwater
-                and now - head.came >= self.wait_s and now - queue.came >= self.wait_s)
+        highwater = view.highwater(source)
+        if highwater is None or queue.fetched or queue.again_from is not None:
+            return False  # not fetched yet, or handed over and still on the way here
+        polled = view.polled_at(source)
+        if head.polled is not None and (polled is None or polled < head.polled):
+            return False  # not fetched since the head was: something older may have come since
+        start = queue.fetched_next if queue.fetched_next is not None else view.committed(source) or 0
+        return start >= highwater or (queue.position is not None and queue.position >= highwater)

@@ -12,6 +12,10 @@ The merge is looked at again every ``poll_s`` as well as on every message:
 a head may go on because a fetch came back with nothing older, or its wait
 ran out, with no new message to say so.
 
+A message the merge lets go (a repeat, or one past a gap) is never
+acknowledged, and Faust stops waiting for it; a gap, a message the client
+handed over that never arrived, has its partition read again from there.
+
 One message at a time goes through the processor (a lock), whether the
 agent or the poll lets it go: a customer's state has one writer.
 """
@@ -25,7 +29,8 @@ from typing import Any
 
 from churnwatch.schemas.intake import decode_event
 from churnwatch.worker.changelog import Acknowledger, ChangelogWriter
-from churnwatch.worker.merge import EventTimeMerge, Held
+from churnwatch.worker.faust_private import let_go, read_again
+from churnwatch.worker.merge import Arrival, EventTimeMerge, Held
 from churnwatch.worker.processor import Processor
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,7 @@ WAIT_LOG_S = 30.0  # how often a merge held up by one partition says so
 class Sequencer:
     def __init__(self, processor: Processor, merge: EventTimeMerge, poll_s: float = 0.02) -> None:
         self.processor = processor
+        self.app = processor.app
         self.states: ChangelogWriter = processor.states
         self.merge = merge
         self.poll_s = poll_s
@@ -56,7 +62,12 @@ class Sequencer:
                 await self._process(stream, message_event, None)
             return
         decoded = decode_event(message.key, message.value, self.max_bytes)
-        self.merge.add((message.topic, message.partition), message.offset, message_event, decoded)
+        source = (message.topic, message.partition)
+        arrival, offset = self.merge.add(source, message.offset, message_event, decoded)
+        if arrival is not Arrival.QUEUED:
+            let_go(self.app, message)
+        if arrival is Arrival.GAP:
+            await self._read_again(source, offset, f"offset {message.offset} came in, {offset} never did")
         await self.release()
 
     async def release(self) -> None:
@@ -74,7 +85,23 @@ class Sequencer:
         """Look at the merge every ``poll_s``: its heads may go on with no new message to wake it."""
         while True:
             await asyncio.sleep(self.poll_s)
+            for source, offset in self.merge.stuck():
+                await self._read_again(source, offset, f"it has not come in for {self.merge.stuck_s:.0f} s")
             await self.release()
+
+    async def _read_again(self, source: tuple[str, int], offset: int, why: str) -> None:
+        """A message the client handed over never reached the agent: read its partition again from it."""
+        log.warning("%s[%d] is read again from offset %d: %s (nothing after it is processed before it)",
+                    source[0], source[1], offset, why)
+        self.processor.metrics.read_again.labels(source[0]).inc()
+        await read_again(self.app, source, offset)
+
+    def fetched(self, batch: dict[tuple[str, int], list[int]]) -> None:
+        """The Kafka client handed these offsets to Faust, per partition."""
+        for source, offsets in batch.items():
+            if source[0] != self.ticks:
+                self.merge.fetched(source, offsets)
+        self.merge.returned()
 
     def drop(self) -> list[Any]:
         """A rebalance: what waits in the merge is let go unprocessed (read again from the committed offsets);

@@ -87,17 +87,19 @@ def test_rewind_uncommitted_seeks_the_partitions_never_committed_to_their_start(
     assert asyncio.run(scenario()) == [(never, 0)]
 
 
-def test_hold_back_leaves_held_partitions_out_of_the_fetch_and_hands_the_rest_over(tmp_path: Path) -> None:
+def test_control_fetching_leaves_held_partitions_out_and_tells_what_the_client_handed_over(tmp_path: Path) -> None:
     """Faust's getmany asks ``_getmany(active_partitions=, timeout=)``; a held partition's records stay unfetched."""
     app = _app(tmp_path)
     usage, payments = TP("customer-usage", 0), TP("payment-failures", 0)
     held: set[tuple[str, int]] = {("customer-usage", 0)}
-    faust_private.hold_back(app, lambda: held)
+    handed: list[dict[tuple[str, int], list[int]]] = []
+    faust_private.control_fetching(app, lambda: held, handed.append)
 
     async def scenario() -> tuple[list[tuple[TP, int]], list[set[TP] | None]]:
         consumer = await _assigned(app, {usage, payments})
         consumer._thread = thread = Thread({usage: [_record(usage, 0)], payments: [_record(payments, 7)]})
         consumer._set_active_tps({usage, payments})
+        app.flow_control.resume()
         got = [(tp, message.offset) async for tp, message in consumer.getmany(timeout=0.01)]
         held.clear()
         got += [(tp, message.offset) async for tp, message in consumer.getmany(timeout=0.01)]
@@ -106,23 +108,49 @@ def test_hold_back_leaves_held_partitions_out_of_the_fetch_and_hands_the_rest_ov
     got, asked = asyncio.run(scenario())
     assert asked == [{payments}, {usage, payments}]
     assert got == [(payments, 7), (usage, 0), (payments, 7)]
+    assert handed == [{("payment-failures", 0): [7]}, {("customer-usage", 0): [0], ("payment-failures", 0): [7]}]
 
 
-def test_hold_back_with_every_partition_held_fetches_nothing(tmp_path: Path) -> None:
-    """An empty set would make the client return every partition's records: nothing is asked at all."""
+def test_control_fetching_fetches_nothing_while_the_flow_is_stopped_or_every_partition_is_held(tmp_path: Path) -> None:
+    """Faust's stream drops what it takes while the app's flow is stopped; an empty set would fetch everything."""
     app = _app(tmp_path)
     usage = TP("customer-usage", 0)
-    faust_private.hold_back(app, lambda: {("customer-usage", 0)})
+    held = {("customer-usage", 0)}
+    faust_private.control_fetching(app, lambda: held, lambda fetched: None)
 
-    async def scenario() -> list[Any]:
+    async def scenario() -> None:
         consumer = await _assigned(app, {usage})
         consumer._thread = thread = Thread({usage: [_record(usage, 0)]})
         consumer._set_active_tps({usage})
-        got = [m async for m in consumer.getmany(timeout=0.01)]
+        assert not app.flow_control.is_active()  # as Faust starts, until its recovery resumes the flow
+        held.clear()
+        assert [m async for m in consumer.getmany(timeout=0.01)] == []
+        app.flow_control.resume()
+        held.add(("customer-usage", 0))
+        assert [m async for m in consumer.getmany(timeout=0.01)] == []
         assert thread.asked == []
-        return got
+        held.clear()
+        assert len([m async for m in consumer.getmany(timeout=0.01)]) == 1
 
-    assert asyncio.run(scenario()) == []
+    asyncio.run(scenario())
+
+
+def test_let_go_and_read_again_move_what_faust_waits_for_and_where_it_reads(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    tickets = TP("support-tickets", 1)
+    message = faust.types.Message("support-tickets", 1, 9, 0.0, 0, None, b"k", b"v", None)
+
+    async def scenario() -> Thread:
+        consumer = await _assigned(app, {tickets})
+        consumer._thread = thread = Thread()
+        consumer._unacked_messages.add(message)
+        faust_private.let_go(app, message)
+        assert not consumer._unacked_messages and not message.acked
+        await faust_private.read_again(app, ("support-tickets", 1), 7)
+        assert consumer._read_offset[tickets] == 7  # Faust hands out offset 7 on, not only past what it read
+        return thread
+
+    assert asyncio.run(scenario()).sought == [(tickets, 7)]
 
 
 def test_before_waiting_for_acks_lets_the_dropped_messages_go_so_the_wait_ends(tmp_path: Path) -> None:
