@@ -143,23 +143,32 @@ def catch_up(state: CustomerState, until: int, config: RulesConfig = DEFAULT_CON
 
 def advance(state: CustomerState, until: int, config: RulesConfig = DEFAULT_CONFIG,
             scorer: ModelView | None = None) -> Transition | None:
-    """A sweep tick: the due times up to ``until`` (``catch_up``), then any waiting snapshot the model now scores.
+    """Time passing to ``until``: the waiting snapshots the model now scores, then the due times (``catch_up``).
 
     A snapshot taken before the model's version of its week existed waits
-    unscored (``rules.labels.PENDING``); once the version is made, the
-    customer's tick scores it as of its own time and judges ``model_risk``
-    as of then, and no other rule: they were judged at their due times.
-    None when there is nothing to do (a tick that came after an event had
-    judged its due times already).
+    unscored (``rules.labels.PENDING``); once the version is made, it is
+    scored as of its own time and ``model_risk`` judged as of then, one
+    snapshot after the other, as the replay (which scored each when it was
+    taken) judged them; no other rule: they were judged at their due times.
+    A sweep tick calls this, and the runner before it applies an event. None
+    when there is nothing to do (a tick that came after an event had judged
+    its due times already).
     """
-    done = catch_up(state, until, config, scorer)
-    if done is not None:
-        assert done.state is not None
-        state = done.state
-    since = labels.pending_since(state)
-    if config.model.enabled and scorer is not None and since is not None and scorer.covers(since):
-        scored = _evaluate(state, [model_risk.RULE], since, since, config, scorer, sweep=True)
+    done: Transition | None = None
+    while config.model.enabled and scorer is not None and (since := labels.pending_since(state)) is not None:
+        if not scorer.covers(since):
+            break
+        # Stamped at the moment model_risk is judged at: a firing as of the snapshot's time, a closing as of
+        # the time the rule was last judged at (when the replay, which scored the snapshot at once, closed it).
+        scored = _evaluate(state, [model_risk.RULE], since, None, config, scorer, sweep=True, oldest_only=True)
+        assert scored.state is not None
         done = scored if done is None else then(done, scored)
+        if labels.pending_since(scored.state) == since:
+            break  # not scored after all: leave it for the next tick
+        state = scored.state
+    passed = catch_up(state, until, config, scorer)
+    if passed is not None:
+        done = passed if done is None else then(done, passed)
     return done
 
 
@@ -192,7 +201,7 @@ def evaluate(
 
 
 def _model_step(
-    state: CustomerState, now: int, config: RulesConfig, scorer: ModelView | None
+    state: CustomerState, now: int, config: RulesConfig, scorer: ModelView | None, oldest_only: bool = False
 ) -> tuple[CustomerState, list[Labelled], list[Assessment]]:
     """Label what the horizon has settled; observe, score and assess if a snapshot is due.
 
@@ -224,20 +233,26 @@ def _model_step(
     state, settled = labels.label_snapshots(state, when, config)
     labelled += settled
     if scorer is not None and labels.pending_since(state) is not None:
-        state = _score_pending(state, config, scorer, assessed)
+        state = _score_pending(state, config, scorer, assessed, oldest_only)
     return state, labelled, assessed
 
 
 def _score_pending(
-    state: CustomerState, config: RulesConfig, scorer: ModelView, assessed: list[Assessment]
+    state: CustomerState, config: RulesConfig, scorer: ModelView, assessed: list[Assessment],
+    oldest_only: bool = False,
 ) -> CustomerState:
-    """Score the snapshots the model's version now covers, each as of its own time; the newest sets the risk."""
+    """Score the snapshots the model's version now covers (or only the oldest), each as of its own time; the
+    newest scored sets the risk."""
     snapshots = list(state.snapshots)
     risk = state.risk
+    scored = 0
     for i, snapshot in enumerate(snapshots):
         if snapshot.feature_set != labels.PENDING or snapshot.observation is None or not scorer.covers(
                 snapshot.taken_at):
             continue
+        if oldest_only and scored:
+            break
+        scored += 1
         at = snapshot.taken_at
         score = scorer.score(snapshot.observation, True)
         at_stake = stake(score.probability, snapshot.observation.mrr, config.model)
@@ -261,17 +276,21 @@ def _evaluate(
     state: CustomerState,
     rules: list[Rule],
     now: int,
-    triggered_at: int,
+    triggered_at: int | None,
     config: RulesConfig,
     scorer: ModelView | None,
     outcome: Outcome = Outcome.APPLIED,
     sweep: bool = False,
     early: tuple[list[Labelled], list[Assessment]] = ([], []),
+    oldest_only: bool = False,
 ) -> Transition:
+    """The rules judged, their episodes reconciled: alerts stamped ``triggered_at``, or (None) each at the
+    moment its rule was judged at. ``oldest_only``: of the snapshots waiting for their model version, only
+    the oldest the model now covers is scored."""
     labelled, assessed = early
     risk_before = state.risk
     if config.model.enabled and model_risk.RULE in rules:
-        state, more_labelled, more_assessed = _model_step(state, now, config, scorer)
+        state, more_labelled, more_assessed = _model_step(state, now, config, scorer, oldest_only)
         labelled, assessed = [*labelled, *more_labelled], [*assessed, *more_assessed]
     # A snapshot scored late (it waited for its week's model version while the
     # customer's later events were read) is judged as of its own time, as the
@@ -290,6 +309,7 @@ def _evaluate(
     # ones close saying why. Judged by time: a ticket read after the
     # cancellation but sent before it still counts.
     cancelled_at = state.cancelled_at
+    judged_at_of: dict[RuleName, int] = {}
     for rule in rules:
         enabled = rule.enabled(config)
         if not (enabled or rule.name in state.episodes):
@@ -299,6 +319,7 @@ def _evaluate(
         when = max(now, evaluated_at.get(rule.name, now))
         evaluated_at[rule.name] = when
         judged_at = min(when, late_risk_at) if rule.name is RuleName.MODEL_RISK and late_risk_at else when
+        judged_at_of[rule.name] = judged_at
         cancelled = cancelled_at is not None and cancelled_at <= judged_at
         live = enabled and not cancelled
         conditions[rule.name] = rule.condition(state, judged_at, config) if live else None
@@ -308,9 +329,10 @@ def _evaluate(
                 if cancelled and cancelled_at is not None
                 else rule.resolution(state, when, config)
             )
-    episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)
+    episodes, alerts = reconcile(state, conditions, resolutions, now if triggered_at is None else triggered_at,
+                                 judged_at_of if triggered_at is None else None)
     state = evolve(state, {"episodes": episodes, "evaluated_at": evaluated_at})
-    state = outcomes.remember(state, alerts, triggered_at, config)
+    state = outcomes.remember(state, alerts, config)
     state, judged, churns = outcomes.judge(state, now, sweep, config)
     due_times = [
         due for rule in RULES if rule.enabled(config)

@@ -23,13 +23,20 @@ def reconcile(
     conditions: Mapping[RuleName, Condition | None],
     resolutions: Mapping[RuleName, str],
     triggered_at: int,
+    stamped: Mapping[RuleName, int] | None = None,
 ) -> tuple[dict[RuleName, Episode], list[Alert]]:
-    """The open episodes after this evaluation, and the alerts that say what changed."""
+    """The open episodes after this evaluation, and the alerts that say what changed.
+
+    Alerts are stamped ``triggered_at``, or, for a rule in ``stamped``, the
+    moment that rule was judged at (a snapshot scored late is judged as of
+    its own time, and its alerts say so).
+    """
     if not state.episodes and not any(conditions.values()):
         return state.episodes, []  # the usual answer: nothing open, nothing found
     episodes = dict(state.episodes)
     alerts: list[Alert] = []
     for rule, found in conditions.items():
+        triggered_at = stamped.get(rule, triggered_at) if stamped else triggered_at
         episode = episodes.get(rule)
         if found is not None and episode is None:
             episode = Episode(

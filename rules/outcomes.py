@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from churnwatch.rules.clock_math import DAY
+from churnwatch.rules.clock_math import DAY, to_seconds
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState, Warning, evolve
 from churnwatch.schemas.alert import Alert, AlertStatus, RuleName
@@ -62,11 +62,12 @@ class Churn:
     warned: tuple[tuple[RuleName, float], ...]
 
 
-def remember(state: CustomerState, alerts: list[Alert], at: int, config: RulesConfig) -> CustomerState:
-    """Keep the alerts that opened an episode at ``at``, to be judged later (an escalation is the same warning)."""
+def remember(state: CustomerState, alerts: list[Alert], config: RulesConfig) -> CustomerState:
+    """Keep the alerts that opened an episode, at their time, to be judged later (an escalation is the same
+    warning)."""
     if not config.outcomes.enabled or not alerts:
         return state
-    opened = [Warning(rule=a.rule, alert_id=a.alert_id, at=at)
+    opened = [Warning(rule=a.rule, alert_id=a.alert_id, at=to_seconds(a.triggered_at))
               for a in alerts if a.status is AlertStatus.FIRING and a.sequence == 0]
     if not opened:
         return state

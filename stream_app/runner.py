@@ -25,7 +25,7 @@ from churnwatch.due_index import DueIndex
 from churnwatch.model import ChurnModel
 from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event
 from churnwatch.rules.clock_math import to_seconds
-from churnwatch.rules.engine import Transition, advance, catch_up, is_future, repeated, then
+from churnwatch.rules.engine import Transition, advance, is_future, repeated, then
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.events import Event
@@ -103,8 +103,9 @@ class Runner:
         position = None if source is None else (source[0], offset)
         state = self.states.get(decoded.customer_id)
         # Time passes first: the customer's due times up to the event are judged without it, as the replay's
-        # sweep judges them before it reads the event (a repeat changes nothing, not even that).
-        passed = None if state is None or repeated(state, decoded, position) else catch_up(
+        # sweep judges them before it reads the event, and a snapshot whose model version is made meanwhile is
+        # scored as of its time, as a tick would (a repeat changes nothing, not even that).
+        passed = None if state is None or repeated(state, decoded, position) else advance(
             state, to_seconds(decoded.occurred_at), self.rules, self.model)
         transition = apply_event(state if passed is None else passed.state, decoded, now, self.rules, self.model,
                                  position)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from churnwatch.rules.features import ALL, POOLED, FeatureSet, describe, inputs,
 from churnwatch.rules.labels import PENDING, Labelled, label_snapshots, pending_since
 from churnwatch.rules.model_risk import Rank, Score
 from churnwatch.rules.state import Driver, Observation, Snapshot, outline
-from churnwatch.schemas.alert import RuleName
+from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.events import Event
 from churnwatch.cli import main
 from churnwatch.model import ChurnModel
@@ -375,3 +376,36 @@ def test_a_snapshot_waits_aside_for_its_model_version_and_is_scored_as_of_its_ow
     assert [a.at for a in scored.assessed] == [to_seconds(day(7)), to_seconds(day(14))]
     assert pending_since(scored.state) == to_seconds(day(21))
     assert outline(scored.state.to_bytes()).pending_since == to_seconds(day(21))
+
+
+def test_a_snapshot_scored_late_alerts_as_of_its_own_time_whether_a_tick_or_an_event_comes_first() -> None:
+    """The replay scores a snapshot when it is taken; live it may wait for its week's model version, and the
+    customer's next event may come before the tick that scores it: the alert says the same either way."""
+    from churnwatch.due_index import DueIndex
+    from churnwatch.offline.replay import MemoryStates
+    from churnwatch.runner import Runner
+
+    class Clock:
+        def for_event(self, event_time: datetime) -> datetime:
+            return event_time
+
+        def observe(self, source: object, offset: int, event_time: datetime | None) -> None:
+            pass
+
+    def alerts(model: VersionedModel, made_at_once: bool, tick_first: bool) -> list[str]:
+        runner = Runner(RulesConfig(), model, MemoryStates(), DueIndex(), Clock())  # type: ignore[arg-type]
+        sent = []
+        for event in (login(day(0)), subscription(day(0.5), 50, action="started")):
+            sent += runner.event(event, None).alerts
+        model.until = to_seconds(day(30)) if made_at_once else -1
+        sent += runner.tick("c1", day(21), until=day(21)).alerts  # snapshots of days 7, 14 and 21
+        model.until = to_seconds(day(30))  # the versions are made
+        if tick_first:
+            sent += runner.tick("c1", day(7), until=day(21)).alerts
+        sent += runner.event(login(day(22)), None).alerts
+        return [a.model_dump_json() for a in sent if a.rule == RuleName.MODEL_RISK]
+
+    replayed = alerts(VersionedModel(), made_at_once=True, tick_first=False)
+    assert len(replayed) == 1 and Alert.model_validate_json(replayed[0]).triggered_at == day(14)
+    assert alerts(VersionedModel(), made_at_once=False, tick_first=True) == replayed
+    assert alerts(VersionedModel(), made_at_once=False, tick_first=False) == replayed
