@@ -155,17 +155,26 @@ def advance(state: CustomerState, until: int, config: RulesConfig = DEFAULT_CONF
     its due times already).
     """
     done: Transition | None = None
+    judged_last = state.evaluated_at.get(RuleName.MODEL_RISK)
+    first = None
     while config.model.enabled and scorer is not None and (since := labels.pending_since(state)) is not None:
         if not scorer.covers(since):
             break
-        # Stamped at the moment model_risk is judged at: a firing as of the snapshot's time, a closing as of
-        # the time the rule was last judged at (when the replay, which scored the snapshot at once, closed it).
-        scored = _evaluate(state, [model_risk.RULE], since, None, config, scorer, sweep=True, oldest_only=True)
+        scored = _evaluate(state, [model_risk.RULE], since, since, config, scorer, sweep=True, oldest_only=True,
+                           exactly=True)
         assert scored.state is not None
         done = scored if done is None else then(done, scored)
         if labels.pending_since(scored.state) == since:
             break  # not scored after all: leave it for the next tick
-        state = scored.state
+        state, first = scored.state, since if first is None else first
+    # A cancellation the rule was judged past while the snapshots waited closes the episode as of its time,
+    # as the replay closed it, once every snapshot before it is scored.
+    cancelled, waiting = state.cancelled_at, labels.pending_since(state)
+    if (first is not None and cancelled is not None and judged_last is not None and first < cancelled <= judged_last
+            and RuleName.MODEL_RISK in state.episodes and (waiting is None or waiting > cancelled)):
+        closed = _evaluate(state, [model_risk.RULE], cancelled, cancelled, config, scorer, sweep=True, exactly=True)
+        assert closed.state is not None
+        done, state = then(done, closed) if done is not None else closed, closed.state
     passed = catch_up(state, until, config, scorer)
     if passed is not None:
         done = passed if done is None else then(done, passed)
@@ -276,17 +285,19 @@ def _evaluate(
     state: CustomerState,
     rules: list[Rule],
     now: int,
-    triggered_at: int | None,
+    triggered_at: int,
     config: RulesConfig,
     scorer: ModelView | None,
     outcome: Outcome = Outcome.APPLIED,
     sweep: bool = False,
     early: tuple[list[Labelled], list[Assessment]] = ([], []),
     oldest_only: bool = False,
+    exactly: bool = False,
 ) -> Transition:
-    """The rules judged, their episodes reconciled: alerts stamped ``triggered_at``, or (None) each at the
-    moment its rule was judged at. ``oldest_only``: of the snapshots waiting for their model version, only
-    the oldest the model now covers is scored."""
+    """The rules judged at ``now`` (or later, where one was judged later before), their episodes reconciled,
+    alerts stamped ``triggered_at``. ``oldest_only``: of the snapshots waiting for their model version, only
+    the oldest the model now covers is scored; ``exactly``: judged at ``now`` even if judged later before (a
+    snapshot scored late is judged as of its own time, as the replay judged it)."""
     labelled, assessed = early
     risk_before = state.risk
     if config.model.enabled and model_risk.RULE in rules:
@@ -309,17 +320,16 @@ def _evaluate(
     # ones close saying why. Judged by time: a ticket read after the
     # cancellation but sent before it still counts.
     cancelled_at = state.cancelled_at
-    judged_at_of: dict[RuleName, int] = {}
     for rule in rules:
         enabled = rule.enabled(config)
         if not (enabled or rule.name in state.episodes):
             continue
         # Never judge a rule at an earlier time than before: a sweep tick
         # queued behind a newer event must not reopen what that event closed.
-        when = max(now, evaluated_at.get(rule.name, now))
-        evaluated_at[rule.name] = when
-        judged_at = min(when, late_risk_at) if rule.name is RuleName.MODEL_RISK and late_risk_at else when
-        judged_at_of[rule.name] = judged_at
+        when = now if exactly else max(now, evaluated_at.get(rule.name, now))
+        evaluated_at[rule.name] = max(when, evaluated_at.get(rule.name, when))
+        judged_at = (min(when, late_risk_at) if rule.name is RuleName.MODEL_RISK and late_risk_at and not exactly
+                     else when)
         cancelled = cancelled_at is not None and cancelled_at <= judged_at
         live = enabled and not cancelled
         conditions[rule.name] = rule.condition(state, judged_at, config) if live else None
@@ -329,8 +339,7 @@ def _evaluate(
                 if cancelled and cancelled_at is not None
                 else rule.resolution(state, when, config)
             )
-    episodes, alerts = reconcile(state, conditions, resolutions, now if triggered_at is None else triggered_at,
-                                 judged_at_of if triggered_at is None else None)
+    episodes, alerts = reconcile(state, conditions, resolutions, triggered_at)
     state = evolve(state, {"episodes": episodes, "evaluated_at": evaluated_at})
     state = outcomes.remember(state, alerts, config)
     state, judged, churns = outcomes.judge(state, now, sweep, config)

@@ -23,20 +23,13 @@ def reconcile(
     conditions: Mapping[RuleName, Condition | None],
     resolutions: Mapping[RuleName, str],
     triggered_at: int,
-    stamped: Mapping[RuleName, int] | None = None,
 ) -> tuple[dict[RuleName, Episode], list[Alert]]:
-    """The open episodes after this evaluation, and the alerts that say what changed.
-
-    Alerts are stamped ``triggered_at``, or, for a rule in ``stamped``, the
-    moment that rule was judged at (a snapshot scored late is judged as of
-    its own time, and its alerts say so).
-    """
+    """The open episodes after this evaluation, and the alerts that say what changed."""
     if not state.episodes and not any(conditions.values()):
         return state.episodes, []  # the usual answer: nothing open, nothing found
     episodes = dict(state.episodes)
     alerts: list[Alert] = []
     for rule, found in conditions.items():
-        triggered_at = stamped.get(rule, triggered_at) if stamped else triggered_at
         episode = episodes.get(rule)
         if found is not None and episode is None:
             episode = Episode(
@@ -65,7 +58,7 @@ def _firing(
         rule=rule,
         status=AlertStatus.FIRING,
         severity=found.severity,
-        priority=priority(found.severity, state.mrr),
+        priority=priority(found.severity, state.mrr_at(at)),  # as of the moment judged
         risk_score=found.risk_score,
         reasons=list(found.reasons),
         evidence=dict(found.evidence),
@@ -83,7 +76,7 @@ def _resolved(state: CustomerState, rule: RuleName, episode: Episode, why: str, 
         rule=rule,
         status=AlertStatus.RESOLVED,
         severity=episode.severity,
-        priority=priority(episode.severity, state.mrr),
+        priority=priority(episode.severity, state.mrr_at(at)),
         risk_score=0.0,
         reasons=[why],
         evidence={"episode_days": round((at - episode.opened_at) / 86_400, 2)},

@@ -82,17 +82,17 @@ def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
     partition, each time it hands records over (with none, too).
 
     Why, the flow: Faust's stream drops a message it takes while the app's
-    flow control is suspended (``Stream._py_aiter``: "Skipping message"),
-    counting on the seek to the committed offsets at the end of a rebalance
-    to fetch it again. But that seek comes before the flow resumes
-    (``Recovery._resume_streams``: partitions resumed, offsets sought, then
-    the flow resumed), so records fetched in between were dropped after the
-    seek and never fetched again; their offsets were committed past once the
-    messages after them were acknowledged (``Consumer._new_offset`` lets an
-    acknowledged offset one past the committed one through). Seen in a
-    broker test on Apache Kafka: a subscription event at offset 2 never
-    reached the worker, which had read offsets 0, 1 and 3 on. So nothing is
-    fetched until the flow has resumed.
+    flow control is suspended, or that was fetched in an earlier consumer
+    generation (``Stream._py_aiter``: "Skipping message"), counting on the
+    seek to the committed offsets after a rebalance to fetch it again; and
+    its commit lets an acknowledged offset one past the committed one
+    through (``Consumer._new_offset``), so a dropped message the seek does
+    not bring back is committed past. Seen in a broker test on Apache Kafka:
+    a subscription event at offset 2 that the client had handed over never
+    reached the agent, which read offsets 0, 1 and 3 on. Fetching nothing
+    while the flow is suspended keeps the first cause away; the merge finds
+    any message that still goes missing and has its partition read again
+    (``churnwatch.worker.merge``).
 
     Why, the held partitions: the worker's merge by event time keeps messages of a partition read
     ahead of the others; it must stop fetching that partition, or a backlog

@@ -380,7 +380,8 @@ def test_a_snapshot_waits_aside_for_its_model_version_and_is_scored_as_of_its_ow
 
 def test_a_snapshot_scored_late_alerts_as_of_its_own_time_whether_a_tick_or_an_event_comes_first() -> None:
     """The replay scores a snapshot when it is taken; live it may wait for its week's model version, and the
-    customer's next event may come before the tick that scores it: the alert says the same either way."""
+    customer's next event may come before the tick that scores it: the alerts say the same either way, and a
+    cancellation read meanwhile closes the episode as of its own time."""
     from churnwatch.due_index import DueIndex
     from churnwatch.offline.replay import MemoryStates
     from churnwatch.runner import Runner
@@ -392,20 +393,27 @@ def test_a_snapshot_scored_late_alerts_as_of_its_own_time_whether_a_tick_or_an_e
         def observe(self, source: object, offset: int, event_time: datetime | None) -> None:
             pass
 
-    def alerts(model: VersionedModel, made_at_once: bool, tick_first: bool) -> list[str]:
+    def alerts(made_at_once: bool, tick_first: bool, cancels: bool) -> list[str]:
+        model = VersionedModel()
         runner = Runner(RulesConfig(), model, MemoryStates(), DueIndex(), Clock())  # type: ignore[arg-type]
         sent = []
         for event in (login(day(0)), subscription(day(0.5), 50, action="started")):
             sent += runner.event(event, None).alerts
         model.until = to_seconds(day(30)) if made_at_once else -1
-        sent += runner.tick("c1", day(21), until=day(21)).alerts  # snapshots of days 7, 14 and 21
+        sent += runner.tick("c1", day(14), until=day(14)).alerts  # the snapshots of days 7 and 14
+        if cancels:
+            sent += runner.event(subscription(day(16), 0, action="cancelled"), None).alerts
+        sent += runner.tick("c1", day(21), until=day(21)).alerts
         model.until = to_seconds(day(30))  # the versions are made
         if tick_first:
             sent += runner.tick("c1", day(7), until=day(21)).alerts
         sent += runner.event(login(day(22)), None).alerts
         return [a.model_dump_json() for a in sent if a.rule == RuleName.MODEL_RISK]
 
-    replayed = alerts(VersionedModel(), made_at_once=True, tick_first=False)
-    assert len(replayed) == 1 and Alert.model_validate_json(replayed[0]).triggered_at == day(14)
-    assert alerts(VersionedModel(), made_at_once=False, tick_first=True) == replayed
-    assert alerts(VersionedModel(), made_at_once=False, tick_first=False) == replayed
+    for cancels in (False, True):
+        replayed = alerts(made_at_once=True, tick_first=False, cancels=cancels)
+        assert Alert.model_validate_json(replayed[0]).triggered_at == day(14)
+        assert alerts(made_at_once=False, tick_first=True, cancels=cancels) == replayed
+        assert alerts(made_at_once=False, tick_first=False, cancels=cancels) == replayed
+    assert [(a.status, a.triggered_at) for a in map(Alert.model_validate_json, replayed)] == [
+        ("firing", day(14)), ("resolved", day(16))]
