@@ -127,6 +127,13 @@ def told(alert: Alert) -> str:
             f"{alert.triggered_at:%Y-%m-%d %H:%M:%S}: {'; '.join(alert.reasons)[:120]}")
 
 
+def _difference(got: Alert, want: Alert) -> str:
+    """The fields of a worker's alert that differ from the replay's, with both values."""
+    mine, theirs = got.model_dump(mode="json"), want.model_dump(mode="json")
+    return "; ".join(f"{name}: the workers {mine[name]!r}, the replay {theirs[name]!r}"
+                     for name in mine if mine[name] != theirs[name])[:600]
+
+
 def compare_alerts(expected: list[Alert], received: list[Alert], outcome: Outcome) -> None:
     """Missing, extra, repeats and repeats unlike the first copy, per (alert id, sequence, status)."""
     want = {alert_key(a): a for a in expected}
@@ -136,14 +143,14 @@ def compare_alerts(expected: list[Alert], received: list[Alert], outcome: Outcom
         if key in first:
             outcome.repeats += 1
             if alert != first[key]:
-                outcome.repeats_unlike.append(f"{told(first[key])} | then {told(alert)}")
+                outcome.repeats_unlike.append(f"{told(first[key])} | then {_difference(alert, first[key])}")
         else:
             first[key] = alert
     outcome.expected, outcome.received = len(want), len(received)
     outcome.expected_model = sum(a.rule is RuleName.MODEL_RISK for a in want.values())
     outcome.missing = sorted(told(a) for k, a in want.items() if k not in first)
     outcome.extra = sorted(told(a) for k, a in first.items() if k not in want)
-    outcome.unlike = [f"{told(a)} | the replay: {told(want[k])}" for k, a in first.items()
+    outcome.unlike = [f"{told(a)} | {_difference(a, want[k])}" for k, a in first.items()
                       if k in want and a != want[k]]
 
 

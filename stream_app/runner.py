@@ -35,7 +35,8 @@ from churnwatch.schemas.intake import Rejection
 class States(Protocol):
     """Where the runner reads and keeps customer states: the worker's table, or a dict offline."""
 
-    def get(self, customer_id: str) -> CustomerState | None: ...
+    def get(self, customer_id: str, partition: int) -> CustomerState | None:
+        """The customer's newest state (``partition``: the customer's, where the worker's store keeps it)."""
 
     def put(self, customer_id: str, state: CustomerState, partition: int) -> None: ...
 
@@ -101,7 +102,7 @@ class Runner:
         if self.makes_versions:
             self.model.advance(to_seconds(now))
         position = None if source is None else (source[0], offset)
-        state = self.states.get(decoded.customer_id)
+        state = self.states.get(decoded.customer_id, partition)
         # Time passes first: the customer's due times up to the event are judged without it, as the replay's
         # sweep judges them before it reads the event, and a snapshot whose model version is made meanwhile is
         # scored as of its time, as a tick would (a repeat changes nothing, not even that).
@@ -121,7 +122,7 @@ class Runner:
         """A sweep tick: the customer judged at each due time up to ``until`` (the sweep's time; else ``at``)
         with no event, and a waiting snapshot scored if its model version is made. An unknown customer, or one
         with nothing due (an event read since judged it), is left as it is."""
-        state = self.states.get(customer_id)
+        state = self.states.get(customer_id, partition)
         if state is None:
             return Step(customer_id)
         if self.makes_versions:

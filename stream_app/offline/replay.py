@@ -67,6 +67,9 @@ class ReplaySummary:
 class MemoryStates(dict[str, CustomerState]):
     """Customer states in memory, for the runner (the partition does not matter offline)."""
 
+    def get(self, customer_id: str, partition: int = 0) -> CustomerState | None:  # type: ignore[override]
+        return super().get(customer_id)
+
     def put(self, customer_id: str, state: CustomerState, partition: int) -> None:
         self[customer_id] = state
 

@@ -38,7 +38,7 @@ from collections import Counter
 from typing import Any, Protocol
 
 from churnwatch.rules import CustomerState
-from churnwatch.worker.faust_private import store
+from churnwatch.worker.faust_private import store, stored_value
 from churnwatch.worker.state_cache import DecodedStates
 from churnwatch.worker.versions import WriteVersions, framed, version_of
 
@@ -119,11 +119,12 @@ class ChangelogWriter:
         # cheaply; its owner resets this at recovery and counts what the store holds).
         self.stored = Counter[int]()
 
-    def get(self, customer_id: str) -> CustomerState | None:
+    def get(self, customer_id: str, partition: int | None = None) -> CustomerState | None:
+        """The customer's newest state; ``partition``: the customer's (None: looked for in every one)."""
         unwritten = self._unwritten.get(customer_id) or self._in_flight.get(customer_id)
         if unwritten is not None:
             return unwritten[0]
-        raw = self.table.get(customer_id)
+        raw = stored_value(self.table, customer_id, partition)
         return self.decoded.decode(customer_id, raw) if raw is not None else None
 
     def put(self, customer_id: str, state: CustomerState, partition: int) -> None:
@@ -217,12 +218,12 @@ class ChangelogWriter:
         """
         kept = [(customer_id, raw, partition)
                 for customer_id, (raw, partition) in self._confirmed_in_rebalance.items()
-                if partition in active and version_of(raw) >= version_of(self.table.get(customer_id))]
+                if partition in active and version_of(raw) >= version_of(stored_value(self.table, customer_id, partition))]
         self._recovering = False
         self._confirmed_in_rebalance = {}
         overwritten = 0
         for customer_id, raw, partition in kept:
-            overwritten += self.table.get(customer_id) != raw
+            overwritten += stored_value(self.table, customer_id, partition) != raw
             if store(self.table, customer_id, raw, partition):
                 self.stored[partition] += 1
         if overwritten:

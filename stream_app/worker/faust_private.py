@@ -327,6 +327,25 @@ def store(table: faust.Table, key: str, value: bytes, partition: int) -> bool:
     return new
 
 
+def stored_value(table: faust.Table, key: str, partition: int | None) -> bytes | None:
+    """The table's value of ``key``, looked up in ``partition``'s part of the store (None: wherever it is).
+
+    Why: Faust's on-disk store looks a key up in the partition of the
+    stream's current event (``Store._get`` reads ``current_event()``), not
+    the key's. The worker processes messages in event-time order, not in the
+    order the agent took them, so the current event is often another
+    partition's, and the lookup found nothing: the customer's state started
+    afresh, its history lost (seen in ``make chaos`` with the on-disk store).
+    The memory store keeps one mapping for all partitions.
+    """
+    data = table.data
+    if partition is None or not on_disk(table):
+        value: bytes | None = data.get(key)
+        return value
+    raw = data._db_for_partition(partition).get(data._encode_key(key))
+    return None if raw is None else data._decode_value(raw)
+
+
 async def stored_values(table: faust.Table, every: int = 5000) -> AsyncIterator[tuple[int, bytes]]:
     """(partition, value) of every key the on-disk store holds for the worker's active partitions.
 

@@ -9,8 +9,8 @@ is then held, unacknowledged, until the changelog writer has written the
 states it changed (``ChangelogWriter.hold``).
 
 The merge is looked at again every ``poll_s`` as well as on every message:
-a head may go on because a fetch came back with nothing older, or its wait
-ran out, with no new message to say so.
+a head may go on because a fetch came back with nothing older, with no new
+message to say so.
 
 A message the merge lets go (a repeat, or one past a gap) is never
 acknowledged, and Faust stops waiting for it; a gap, a message the client

@@ -250,3 +250,27 @@ def test_store_and_stored_values_reach_the_on_disk_stores_partition_databases(tm
         return [found async for found in faust_private.stored_values(table)]
 
     assert asyncio.run(values()) == [(2, b"newer")]
+
+
+def test_stored_value_finds_a_key_in_its_own_partition_whatever_event_the_stream_is_on(tmp_path: Path) -> None:
+    """Faust's on-disk store looks a key up in the current stream event's partition; the worker's merge
+    processes messages of other partitions than the agent's current one."""
+    from weakref import ref
+
+    from faust.streams import _current_event
+
+    app = _app(tmp_path, "rocksdb://")
+    table = app.Table("pins-lookup", default=None, key_type=str, value_type=bytes, partitions=4)
+    faust_private.store(table, "acme", b"state", 2)
+    class Event:  # the agent's current event: a message of partition 0
+        message = SimpleNamespace(partition=0)
+
+    other = Event()
+    _current_event.set(ref(other))  # type: ignore[arg-type]
+    try:
+        assert table.data.get("acme") is None  # what Faust's own lookup finds meanwhile
+        assert faust_private.stored_value(table, "acme", 2) == b"state"
+    finally:
+        _current_event.set(None)
+    assert faust_private.stored_value(table, "acme", None) == b"state"
+    assert faust_private.stored_value(table, "nobody", 2) is None
