@@ -53,8 +53,8 @@ def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
     its killed owner had never committed, or that started while events waited
     in a partition no worker had read, never read them, and its sweep waited
     for them for ever. Reading such a partition from its start again repeats
-    at most what was processed and not committed, which the event ids make
-    harmless. The seek happens in Faust's recovery, after the assignment
+    at most what was processed and not committed, which the offsets each
+    state records make harmless. The seek happens in Faust's recovery, after the assignment
     signal, so the wrapper is put in place there.
     """
     def install(consumer: Any) -> None:

@@ -135,11 +135,12 @@ class EventTimeMerge:
         self._monotonic = monotonic
         self._queues: dict[Source, _Queue] = {}
         self._released: dict[int, tuple[float, str]] = {}  # per partition: the newest key gone on
+        self._waiting = 0  # messages in all queues
         self.held: set[Source] = set()  # partitions held back from fetching
         self.waited_on: Source | None = None  # what the last ``take`` waited for, for a log line
 
     def __len__(self) -> int:
-        return sum(len(q.items) for q in self._queues.values())
+        return self._waiting
 
     def fetched(self, source: Source, offsets: Iterable[int]) -> None:
         """The client handed these offsets of ``source`` over (they are on their way here)."""
@@ -182,6 +183,7 @@ class EventTimeMerge:
             self._read_again(queue, missed)
             return Arrival.GAP, missed
         queue.items.append(Held(source, offset, message, decoded, self.view.polled_at(source), self._monotonic()))
+        self._waiting += 1
         queue.received_next = offset + 1
         if len(queue.items) > self.hold_limit:
             self.held.add(source)
@@ -208,7 +210,7 @@ class EventTimeMerge:
         """The partitions this worker reads now; what waits for any other is dropped."""
         keep = set(sources)
         for source in [s for s in self._queues if s not in keep]:
-            del self._queues[source]
+            self._waiting -= len(self._queues.pop(source).items)
         for source in keep:
             self._queues.setdefault(source, _Queue())
         self.held &= keep
@@ -217,17 +219,21 @@ class EventTimeMerge:
         """Everything waiting, dropped (a rebalance: the partitions are read again from their committed offsets)."""
         dropped = [held for queue in self._queues.values() for held in queue.items]
         self._queues = {source: _Queue() for source in self._queues}
+        self._waiting = 0
         self._released.clear()
         self.held.clear()
         return dropped
 
-    def take(self) -> list[Held]:
-        """Every message that may go on now, in the order it must: per group, oldest first."""
+    def take(self, partition: int | None = None) -> list[Held]:
+        """Every message that may go on now, in the order it must: per group, oldest first (only ``partition``'s
+        group: a message of it just came in, and nothing else changed)."""
         out: list[Held] = []
         self.waited_on = None
-        for partition in sorted({source[1] for source in self._queues}):
-            out += self._take_group(partition)
-        self.held = {s for s in self.held if len(self._queues[s].items) > self.hold_limit // 2}
+        groups = sorted({source[1] for source in self._queues}) if partition is None else [partition]
+        for group in groups:
+            out += self._take_group(group)
+        if self.held:
+            self.held = {s for s in self.held if len(self._queues[s].items) > self.hold_limit // 2}
         return out
 
     def _take_group(self, partition: int) -> list[Held]:
@@ -244,6 +250,7 @@ class EventTimeMerge:
                         self.waited_on = source
                         return out
             self._queues[head.source].items.popleft()
+            self._waiting -= 1
             if not isinstance(head.decoded, Rejection):
                 newest = self._released.get(partition)
                 if newest is not None and head.key[0] < newest[0]:  # same time, same topic: in offset order

@@ -68,15 +68,15 @@ class Sequencer:
             let_go(self.app, message)
         if arrival is Arrival.GAP:
             await self._read_again(source, offset, f"offset {message.offset} came in, {offset} never did")
-        await self.release()
+        await self.release(message.partition)
 
-    async def release(self) -> None:
-        """Process whatever the merge lets go now, in its order."""
+    async def release(self, partition: int | None = None) -> None:
+        """Process whatever the merge lets go now, in its order (of ``partition``'s group only, or of all)."""
         stream = self._stream
         if stream is None or not len(self.merge):
             return
         async with self._lock:
-            for held in self.merge.take():
+            for held in self.merge.take(partition):
                 await self._process(stream, held.message, held)
             self.processor.metrics.merging.set(len(self.merge))
             self._say_why_waiting()

@@ -1,7 +1,7 @@
 """Crash, restart and takeover: a worker is SIGKILLed in the middle of the stream.
 
 The promise (docs/guarantees.md): at-least-once processing, state updates
-idempotent by event id, deterministic alert ids. So after the crash every
+idempotent by input offset, deterministic alert ids. So after the crash every
 expected alert arrives, a repeat is a copy of an alert already sent (a
 message the killed worker had processed but not committed), and the table
 holds the same facts as an uninterrupted run (the replay): whether the same
