@@ -64,8 +64,8 @@ def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
             await seek_to_committed()
             uncommitted = sorted(tp for tp in consumer.assignment()
                                  if tp.topic in topics and not consumer._committed_offset.get(tp))
-            for tp in uncommitted:
-                await consumer.seek(tp, 0)
+            if uncommitted:  # in the client's own thread, as Faust's recovery seeks (see read_again)
+                await consumer.seek_wait(dict.fromkeys(uncommitted, 0))
             if uncommitted:
                 log.info("%d partitions the group has not committed are read from their start",
                          len(uncommitted))
@@ -148,9 +148,14 @@ def let_go(app: faust.App, message: Any) -> None:
 
 
 async def read_again(app: faust.App, source: tuple[str, int], offset: int) -> None:
-    """Have the client hand ``source`` over again from ``offset`` (``Consumer.seek``, which Faust offers but
-    does not document for agents: it also moves Faust's record of what it has read, so the messages come)."""
-    await app.consumer.seek(TP(*source), offset)
+    """Have the client hand ``source`` over again from ``offset``.
+
+    Why: Faust's ``Consumer.seek_wait`` is what its own recovery uses: the
+    seek runs in the client's thread (``Consumer.seek`` would move the
+    client from another thread), it waits until the position is set, and it
+    moves Faust's record of what it has read, so the messages come again.
+    """
+    await app.consumer.seek_wait({TP(*source): offset})
 
 
 def before_waiting_for_acks(app: faust.App, callback: Callable[[], list[Any]]) -> None:

@@ -122,6 +122,7 @@ class _Queue:
     position: int | None = None  # the client's position when it last handed records over (what passed it)
     handed: float = 0.0  # when the oldest of ``fetched`` was handed over (monotonic seconds)
     came: float = 0.0  # when the last message came in
+    asked: float = 0.0  # when the partition was last asked to be read again
     again_from: int | None = None  # read again from this offset after a gap: later ones are let go till it comes
 
 
@@ -190,19 +191,25 @@ class EventTimeMerge:
         return Arrival.QUEUED, offset
 
     def stuck(self) -> list[tuple[Source, int]]:
-        """Partitions whose oldest handed-over message has not come in for ``stuck_s`` while nothing else of
-        theirs did: each is to be read again from it (where to seek)."""
+        """Partitions to read again (where to seek): one whose oldest handed-over message has not come in for
+        ``stuck_s`` while nothing else of it did, and one asked to be read again whose missing message has not
+        come in ``stuck_s`` after the asking (asked again)."""
         now = self._monotonic()
         found = []
         for source, queue in self._queues.items():
-            if (queue.fetched and queue.again_from is None and now - queue.handed >= self.stuck_s
-                    and now - queue.came >= self.stuck_s):
+            quiet = now - queue.came >= self.stuck_s
+            if queue.again_from is not None:
+                if quiet and now - queue.asked >= self.stuck_s:
+                    found.append((source, queue.again_from))
+                    self._read_again(queue, queue.again_from)
+            elif queue.fetched and quiet and now - queue.handed >= self.stuck_s:
                 found.append((source, queue.fetched[0]))
                 self._read_again(queue, queue.fetched[0])
         return found
 
     def _read_again(self, queue: _Queue, offset: int) -> None:
         queue.again_from = offset
+        queue.asked = self._monotonic()
         queue.fetched.clear()
         queue.fetched_next = queue.position = offset
 

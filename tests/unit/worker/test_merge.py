@@ -254,4 +254,8 @@ def test_a_message_that_never_comes_with_nothing_after_it_is_read_again_after_a_
     clock.now += 25
     assert merge.stuck() == [(source, 7)]
     assert merge.stuck() == []  # asked once
+    clock.now += 31
+    assert merge.stuck() == [(source, 7)]  # and again, if it still does not come
     assert merge.add(source, 7, "t7", ticket(day(1)))[0] is Arrival.QUEUED
+    clock.now += 31
+    assert merge.stuck() == []
