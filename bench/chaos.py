@@ -176,8 +176,19 @@ def compare_states(want: dict[str, CustomerState], got: dict[str, CustomerState]
             continue
         a, b = mine.facts(), theirs.facts()
         if a != b:
-            fields = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-            outcome.states_unlike.append(f"{customer}: {', '.join(fields)} differ")
+            outcome.states_unlike.append(f"{customer} ({', '.join(mine.inputs)}: {list(mine.inputs.values())}): "
+                                         + "; ".join(_fact_difference(name, a.get(name), b.get(name))
+                                                     for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)))
+
+
+def _fact_difference(name: str, mine: object, theirs: object) -> str:
+    """One fact that differs: the entries only one side has (a mapping), or both values."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        only_mine = {k: mine[k] for k in mine.keys() - theirs.keys()}
+        only_theirs = {k: theirs[k] for k in theirs.keys() - mine.keys()}
+        unequal = {k: (mine[k], theirs[k]) for k in mine.keys() & theirs.keys() if mine[k] != theirs[k]}
+        return f"{name}: only the workers {only_mine}, only the replay {only_theirs}, unequal {unequal}"[:500]
+    return f"{name}: the workers {mine!r}, the replay {theirs!r}"[:300]
 
 
 def replayed(events: list[Event]) -> tuple[list[Alert], dict[str, CustomerState]]:

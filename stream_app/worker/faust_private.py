@@ -259,12 +259,11 @@ def keep_newest(table: faust.Table, newer: Callable[[bytes, bytes], bool],
     apply = table.apply_changelog_batch
 
     def apply_newest(batch: Any) -> None:
-        data = table.data
         newest: dict[Any, bytes] = {}
         kept = []
         for event in batch:
             key, value = event.key, event.value
-            current = newest[key] if key in newest else data.get(key)
+            current = newest[key] if key in newest else stored_value(table, key, event.message.partition)
             if value is not None and current is not None and not newer(value, current):
                 continue
             if value is not None:
