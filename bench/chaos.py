@@ -459,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # its retries while the broker is stopped are expected
     # A SIGTERM stops the run the way Ctrl-C does, so the broker and the workers it started are stopped too.
     signal.signal(signal.SIGTERM, _interrupted)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     failed = 0
     for run in range(args.runs):
         this = replace(plan, seed=plan.seed + run)

@@ -109,6 +109,8 @@ class ChangelogWriter:
         # Processed messages not yet acknowledged: their states are in _unwritten.
         self._held: list[Any] = []
         self.outbox = Outbox()
+        # Messages that speak for the states processed before them: sent once those are confirmed.
+        self._after: list[tuple[Any, dict[str, Any]]] = []
         self._stream: Acknowledger | None = None
         self._timer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
@@ -134,13 +136,28 @@ class ChangelogWriter:
         """Whether the customer has a change not yet in the table (the table's copy is older)."""
         return customer_id in self._unwritten or customer_id in self._in_flight
 
+    def after_write(self, topic: Any, **message: Any) -> None:
+        """Send ``message`` once every state changed before it is confirmed by the broker.
+
+        Why: a partition's clock on the labels topic says that everything of
+        its customers before a time is done, and lets every worker's model
+        move on to a newer version. Sent before the states that did that work
+        were in the changelog, a crash between the two had those messages
+        processed again after the model had moved on: a snapshot scored a
+        second time with a newer version than the replay's (seen in ``make
+        chaos``: its label carried the other score, and the calibration
+        learned from it differed).
+        """
+        self._after.append((topic, message))
+
     def hold(self, stream: Acknowledger, message_event: Any) -> bool:
-        """Keep a processed message unacknowledged until its state is written; True when it is time to write."""
+        """Keep a processed message unacknowledged until its state is written; True when it is time to write
+        (a batch is full, or a message waits for the write: it is not held back a whole window)."""
         self._held.append(message_event)
         if self._timer is None:  # the first message: the agent's stream is known from now on
             self._stream = stream
             self._timer = asyncio.get_running_loop().create_task(self._keep_writing())
-        return len(self._held) >= self.batch_max
+        return len(self._held) >= self.batch_max or bool(self._after)
 
     async def _keep_writing(self) -> None:
         """Write every ``batch_wait_s``.
@@ -173,6 +190,7 @@ class ChangelogWriter:
             unwritten, self._unwritten = self._unwritten, {}
             held, self._held = self._held, []
             outbox = self.outbox.take()
+            after, self._after = self._after, []
             self._in_flight = unwritten
             table = self.table
             try:
@@ -193,6 +211,7 @@ class ChangelogWriter:
                 self._unwritten = unwritten | self._unwritten
                 self._held = held + self._held
                 self.outbox.put_back(outbox)
+                self._after = after + self._after
                 if not isinstance(exc, Exception):
                     raise
                 log.exception("confirming %d messages sent and writing %d changed states failed", len(outbox),
@@ -203,6 +222,13 @@ class ChangelogWriter:
             if self._stream is not None:
                 for message_event in held:
                     await self._stream.ack(message_event)
+            for n, (topic, message) in enumerate(after):  # confirmed with the next write's outbox
+                try:
+                    await self.outbox.send(topic, **message)
+                except Exception:  # noqa: BLE001 - sent at the next write instead
+                    log.exception("sending to %s after a write failed; sending at the next", topic.get_topic_name())
+                    self._after = after[n:] + self._after
+                    break
 
     def rebalancing(self) -> None:
         """A rebalance began: from now until ``recovered``, confirmed states are kept to be put back."""

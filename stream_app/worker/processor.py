@@ -154,8 +154,9 @@ class Processor:
         if isinstance(tick, Rejection):
             await self.dead_letters.send(message, tick, datetime.now(UTC))
             return
-        if tick.clock:  # the ticks before it are processed: what they published is ahead of this
-            await self._publish("", [encode_clock(PartitionClock(message.partition, to_seconds(tick.now)))])
+        if tick.clock:  # the ticks before it are processed: sent once the states they changed are confirmed
+            self.states.after_write(self.labels, key=b"", partition=0,
+                                    value=encode_clock(PartitionClock(message.partition, to_seconds(tick.now))))
             return
         customer_id = (message.key or b"").decode("utf-8", "replace")
         step = self.runner.tick(customer_id, tick.now, message.partition, tick.until)
@@ -195,7 +196,7 @@ class Processor:
             try:
                 await self.states.outbox.send(self.labels, key=customer_id.encode(), value=value, partition=0)
             except Exception:  # noqa: BLE001 - a label or verdict lost costs one example or count, never the alerts
-                log.exception("publishing to the labels topic for %s failed", customer_id or "a clock")
+                log.exception("publishing to the labels topic for %s failed", customer_id)
                 self.metrics.learning_failures.inc()
 
     async def sweep(self) -> None:

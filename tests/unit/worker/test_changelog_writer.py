@@ -195,6 +195,37 @@ def test_what_the_messages_sent_is_confirmed_before_their_states_are_written() -
     asyncio.run(scenario())
 
 
+def test_a_message_after_a_write_is_sent_only_once_the_states_before_it_are_confirmed() -> None:
+    """A partition's clock: sent before its states were in the changelog, a crash had their work redone later."""
+    async def scenario() -> None:
+        writer, table, stream = _writer(batch_max=100)
+        labels = Topic()
+        writer.put("acme", _state("acme", 1), 2)
+        assert not writer.hold(stream, 10)
+        writer.after_write(labels, key=b"", value=b"clock", partition=0, callback=lambda _: None)
+        assert writer.hold(stream, 11)  # a message waits for the write: time to write, not a whole window later
+        table.changelog_topic.fail = True
+        await writer.write()
+        assert labels.sent == [] and stream.acked == []  # the states are not in: neither is the clock
+        table.changelog_topic.fail = False
+        table.changelog_topic.hold_confirms = True
+        writing = asyncio.create_task(writer.write())
+        while not table.changelog_topic.unconfirmed:
+            await asyncio.sleep(0)
+        assert labels.sent == []  # sent, not confirmed yet
+        writer.after_write(labels, key=b"", value=b"the next clock", partition=0,
+                           callback=lambda _: None)  # after this write began
+        table.changelog_topic.confirm()
+        await writing
+        assert [v for _, v, _ in labels.sent] == [b"clock"] and stream.acked == [10, 11]
+        table.changelog_topic.hold_confirms = False
+        await writer.write()
+        assert [v for _, v, _ in labels.sent] == [b"clock", b"the next clock"]
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_send_the_producer_gave_up_on_is_sent_again_before_the_state_is_written() -> None:
     async def scenario() -> None:
         writer, table, stream = _writer()
