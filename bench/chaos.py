@@ -51,6 +51,7 @@ from churnwatch.schemas.dead_letter import DeadLetter
 from churnwatch.schemas.events import Event
 from churnwatch.settings import Settings
 from churnwatch.worker.app import STATE_TABLE
+from churnwatch.worker.versions import Version, version_of
 
 MARKER = b"churnwatch-chaos: end of stream (not an event)"
 BACKLOG_FAULTS_S = 60.0  # with a backlog, how long faults go on once the workers start
@@ -156,15 +157,16 @@ def compare_alerts(expected: list[Alert], received: list[Alert], outcome: Outcom
 
 def newest_states(records: Iterable[ConsumerRecord[bytes, bytes]]) -> dict[str, CustomerState]:
     """Each customer's newest state in the changelog: what a worker recovering the table takes."""
-    states: dict[str, CustomerState] = {}
-    for record in records:
+    newest: dict[str, tuple[Version, CustomerState]] = {}
+    for record in records:  # each customer's in offset order: of one version, the later record wins
         if record.value is None:
             continue
         state = CustomerState.from_bytes(record.value)
-        known = states.get(state.customer_id)
-        if known is None or getattr(state, 'version', 0) >= getattr(known, 'version', 0):
-            states[state.customer_id] = state
-    return states
+        version = version_of(record.value)
+        known = newest.get(state.customer_id)
+        if known is None or version >= known[0]:
+            newest[state.customer_id] = (version, state)
+    return {customer: state for customer, (_, state) in newest.items()}
 
 
 def compare_states(want: dict[str, CustomerState], got: dict[str, CustomerState], outcome: Outcome) -> None:
@@ -188,6 +190,9 @@ def _fact_difference(name: str, mine: object, theirs: object) -> str:
         only_theirs = {k: theirs[k] for k in theirs.keys() - mine.keys()}
         unequal = {k: (mine[k], theirs[k]) for k in mine.keys() & theirs.keys() if mine[k] != theirs[k]}
         return f"{name}: only the workers {only_mine}, only the replay {only_theirs}, unequal {unequal}"[:500]
+    if isinstance(mine, list | tuple) and isinstance(theirs, list | tuple):
+        return (f"{name}: only the workers {[x for x in mine if x not in theirs]}, "
+                f"only the replay {[x for x in theirs if x not in mine]}")[:500]
     return f"{name}: the workers {mine!r}, the replay {theirs!r}"[:300]
 
 
