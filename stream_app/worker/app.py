@@ -27,6 +27,7 @@ from churnwatch.worker.faust_private import (
     ClientView,
     answer_from,
     before_waiting_for_acks,
+    commit_acknowledged,
     control_fetching,
     rewind_uncommitted,
 )
@@ -109,7 +110,8 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     app = faust_app(settings)
     processor = Processor(app, settings, rules)
     states = processor.states
-    merge = EventTimeMerge(settings.input_topics, ClientView(app), settings.merge_hold)
+    read = (*settings.input_topics, settings.topic_sweep_ticks)  # a partition number's events and ticks, merged
+    merge = EventTimeMerge(read, ClientView(app), settings.merge_hold)
     sequencer = Sequencer(processor, merge)
 
     async def process(stream: faust.StreamT[bytes]) -> None:
@@ -118,14 +120,15 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
             await sequencer.receive(manual, message_event)
 
     app.agent(processor.source, name="churnwatch.process")(process)
-    rewind_uncommitted(app, frozenset({*settings.input_topics, settings.topic_sweep_ticks}))
+    rewind_uncommitted(app, frozenset(read))
+    states.on_acknowledged = commit_acknowledged(app, frozenset(read))
     control_fetching(app, lambda: merge.held, sequencer.fetched)
     before_waiting_for_acks(app, sequencer.drop)
     app.task(sequencer.run)
 
     @app.on_partitions_assigned.connect
     async def _reading(app: faust.App, assigned: Any, **kwargs: Any) -> None:
-        merge.assigned((tp.topic, tp.partition) for tp in assigned if tp.topic in settings.input_topics)
+        merge.assigned((tp.topic, tp.partition) for tp in assigned if tp.topic in read)
 
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from churnwatch.rules import CustomerState
@@ -112,6 +113,8 @@ class ChangelogWriter:
         # Messages that speak for the states processed before them: sent once those are confirmed.
         self._after: list[tuple[Any, dict[str, Any]]] = []
         self._stream: Acknowledger | None = None
+        # Told each message (the stream's event) acknowledged: what the input offsets are committed up to.
+        self.on_acknowledged: Callable[[Any], None] = lambda message_event: None
         self._timer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
         # States the broker confirmed since a rebalance began: customer -> (bytes, partition).
@@ -222,6 +225,7 @@ class ChangelogWriter:
             if self._stream is not None:
                 for message_event in held:
                     await self._stream.ack(message_event)
+                    self.on_acknowledged(message_event)
             for n, (topic, message) in enumerate(after):  # confirmed with the next write's outbox
                 try:
                     await self.outbox.send(topic, **message)

@@ -135,6 +135,58 @@ def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
     _once_assigned(app, "_churnwatch_controls_fetching", install)
 
 
+def commit_acknowledged(app: faust.App, topics: frozenset[str]) -> Callable[[Any], None]:
+    """Commit a partition of ``topics`` up to the newest message the worker acknowledged, and no further;
+    returns what the worker calls with each message (the stream's event) it acknowledges.
+
+    Why: Faust acknowledges, by itself, a message its stream skips (one taken
+    while the app's flow is stopped, or fetched in an earlier consumer
+    generation: ``Stream._py_aiter`` acks a ``skipped_value``), and counts as
+    done the offsets it takes for gaps in what it read (``Consumer._add_gap``,
+    ``_new_offset``). So a message it dropped was committed unprocessed: seen
+    in ``make chaos``, a subscription event that no state ever applied, its
+    partition committed past it while the worker still waited for it to come
+    again. The worker acknowledges a partition's messages in offset order,
+    each once its state is written, and never one past a message handed over
+    and not processed (``churnwatch.worker.merge``), so the newest offset it
+    acknowledged is exactly how far it is done; offsets the Kafka client
+    never hands over (transaction markers) are passed as the next message
+    acknowledged passes them. Faust's own record is emptied at each commit.
+    """
+    newest: dict[TP, int] = {}
+
+    def acknowledged(event: Any) -> None:
+        message = event.message
+        tp = message.tp
+        if message.offset > newest.get(tp, -1):
+            newest[tp] = message.offset
+
+    def install(consumer: Any) -> None:
+        decide = consumer._new_offset
+
+        def new_offset(tp: TP) -> int | None:
+            if tp.topic not in topics:
+                return decide(tp)  # type: ignore[no-any-return]
+            consumer._acked[tp].clear()  # Faust's, its skips included: never counted here
+            consumer._acked_index[tp].clear()
+            consumer._gap[tp].clear()
+            done = newest.get(tp)
+            committed = consumer._committed_offset[tp]
+            if done is None or (committed is not None and done + 1 <= committed):
+                return None
+            return done + 1
+
+        consumer._new_offset = new_offset
+
+    async def forget(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        for tp in revoked:  # read again by whoever takes it, from its committed offset
+            newest.pop(tp, None)
+
+    _once_assigned(app, "_churnwatch_commits_acknowledged", install)
+    app.on_partitions_revoked.connect(forget)
+    return acknowledged
+
+
 def let_go(app: faust.App, message: Any) -> None:
     """Faust stops waiting for ``message`` (one of its messages) to be acknowledged: it will be read again.
 

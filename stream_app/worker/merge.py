@@ -21,6 +21,12 @@ has shown it has nothing older:
   position, as it stood when it last handed records over, is at the end,
   and nothing it handed over is still on its way).
 
+The sweep ticks of partition p are one more partition of the group, each
+tick at the time it judges the customer up to: a tick a worker sent before
+it lost the partition, read by the next owner, waits behind the events
+older than it that the next owner has still to read (again), as the replay
+judges a customer only once its events up to then are in.
+
 A partition with records to fetch, or handed over and not come in yet, is
 always waited for, and so is one not fetched since the head came: a fetch
 takes at most the client's fetch wait (1.5 s in Faust) on a broker that
@@ -33,8 +39,10 @@ What the client hands over is known here (``fetched``), so a message that
 never arrives is noticed: Faust drops a message its stream takes while the
 app's flow is stopped, counting on a later seek to fetch it again. When a
 message comes in and one handed over before it never did, or one handed
-over has not come in for ``stuck_s`` while nothing else of its partition
-did, the partition is read again from the missing one (``add`` and
+over has not come in for ``stuck_s`` (10 s: a message waits in Faust's
+queue a few seconds at most behind those handed over before it) while
+nothing else of its partition did, the partition is read again from the
+missing one (``add`` and
 ``stuck`` say where to seek), and whatever comes meanwhile from later
 offsets is let go, unprocessed. Nothing past a missing message is ever
 processed: a state's record of the offsets it applied would take it for
@@ -62,7 +70,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from churnwatch.schemas.events import Event
 from churnwatch.schemas.intake import Rejection
@@ -86,6 +94,27 @@ class FetchView(Protocol):
         """The group's committed offset (the next to read), where reading starts after an assignment."""
 
 
+@runtime_checkable
+class Timed(Protocol):
+    """A message that is no event but has its place among them (a sweep tick)."""
+
+    def merge_key(self) -> tuple[float, str]:
+        """Its time (epoch seconds), then what breaks a tie with an event of that time."""
+
+
+Decoded = Event | Rejection | Timed
+
+
+def order_key(decoded: Decoded) -> tuple[float, str] | None:
+    """Where a message goes in its group: event time, ties broken by event id (the same order whoever
+    reads it); None for a rejection, which changes no state and goes at once."""
+    if isinstance(decoded, Rejection):
+        return None
+    if isinstance(decoded, Timed):
+        return decoded.merge_key()
+    return (decoded.occurred_at.timestamp(), decoded.event_id)
+
+
 class Arrival(Enum):
     """What became of a message that came in."""
 
@@ -101,16 +130,11 @@ class Held:
     source: Source
     offset: int
     message: Any  # the stream's event, acknowledged once its state is written
-    decoded: Event | Rejection
+    decoded: Decoded
     polled: int | None  # its partition's poll time when it came in
     came: float  # monotonic seconds when it came in
+    key: tuple[float, str] | None  # its place (``order_key``); None: at once
     late: bool = False  # set when released: a later event of its group had gone on before it
-
-    @property
-    def key(self) -> tuple[float, str]:
-        if isinstance(self.decoded, Rejection):
-            return (float("-inf"), "")
-        return (self.decoded.occurred_at.timestamp(), self.decoded.event_id)
 
 
 @dataclass(slots=True)
@@ -127,7 +151,7 @@ class _Queue:
 
 
 class EventTimeMerge:
-    def __init__(self, topics: Iterable[str], view: FetchView, hold_limit: int = 2_000, stuck_s: float = 30.0,
+    def __init__(self, topics: Iterable[str], view: FetchView, hold_limit: int = 2_000, stuck_s: float = 10.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.topics = tuple(topics)
         self.view = view
@@ -164,7 +188,7 @@ class EventTimeMerge:
         for source, queue in self._queues.items():
             queue.position = self.view.position(source)
 
-    def add(self, source: Source, offset: int, message: Any, decoded: Event | Rejection) -> tuple[Arrival, int]:
+    def add(self, source: Source, offset: int, message: Any, decoded: Decoded) -> tuple[Arrival, int]:
         """A message came in: queued, let go as a repeat, or a gap found (the offset to read again from)."""
         queue = self._queues.setdefault(source, _Queue())
         queue.came = self._monotonic()
@@ -183,7 +207,8 @@ class EventTimeMerge:
         if missed is not None and (queue.received_next is None or missed >= queue.received_next):
             self._read_again(queue, missed)
             return Arrival.GAP, missed
-        queue.items.append(Held(source, offset, message, decoded, self.view.polled_at(source), self._monotonic()))
+        queue.items.append(Held(source, offset, message, decoded, self.view.polled_at(source), self._monotonic(),
+                                order_key(decoded)))
         self._waiting += 1
         queue.received_next = offset + 1
         if len(queue.items) > self.hold_limit:
@@ -250,20 +275,21 @@ class EventTimeMerge:
             heads = [self._queues[s].items[0] for s in group if self._queues[s].items]
             if not heads:
                 return out
-            head = min(heads, key=lambda held: held.key)
-            if not isinstance(head.decoded, Rejection):
+            head = min(heads, key=_place)
+            key = head.key
+            if key is not None:
                 for source in group:
                     if not self._queues[source].items and not self._nothing_older(source, head):
                         self.waited_on = source
                         return out
             self._queues[head.source].items.popleft()
             self._waiting -= 1
-            if not isinstance(head.decoded, Rejection):
+            if key is not None:
                 newest = self._released.get(partition)
-                if newest is not None and head.key[0] < newest[0]:  # same time, same topic: in offset order
+                if newest is not None and key[0] < newest[0]:  # same time, same topic: in offset order
                     head.late = True
                 else:
-                    self._released[partition] = max(head.key, newest or head.key)
+                    self._released[partition] = max(key, newest or key)
             out.append(head)
 
     def _nothing_older(self, source: Source, head: Held) -> bool:
@@ -278,3 +304,7 @@ class EventTimeMerge:
             return False  # not fetched since the head was: something older may have come since
         start = queue.fetched_next if queue.fetched_next is not None else view.committed(source) or 0
         return start >= highwater or (queue.position is not None and queue.position >= highwater)
+
+
+def _place(held: Held) -> tuple[float, str]:
+    return (float("-inf"), "") if held.key is None else held.key

@@ -50,7 +50,7 @@ from churnwatch.worker.labels import (
 )
 from churnwatch.worker.faust_private import changelog_sent, keep_newest, on_disk, stored_values
 from churnwatch.worker.state_cache import DecodedStates
-from churnwatch.worker.sweep import Sweeper, decode_tick
+from churnwatch.worker.sweep import Sweeper, SweepTick, decode_tick
 from churnwatch.worker.versions import WriteVersions, version_of
 
 log = logging.getLogger(__name__)
@@ -111,18 +111,19 @@ class Processor:
                                      self.table.changelog_topic.get_topic_name,
                                      lambda: self.app.router.table_metadata(STATE_TABLE))
 
-    async def handle(self, message_event: EventT[bytes], decoded: Event | Rejection | None = None,
+    async def handle(self, message_event: EventT[bytes], decoded: Event | SweepTick | Rejection | None = None,
                      late: bool = False) -> None:
-        """Process one message (an input's ``decoded`` already; ``late``: after a later one of its partition);
-        whatever happens, the worker goes on to the next."""
+        """Process one message (``decoded`` already, or None; ``late``: an event after a later one of its
+        partition); whatever happens, the worker goes on to the next."""
         message = message_event.message
         kind = "tick" if message.topic == self.settings.topic_sweep_ticks else "event"
         started = time.perf_counter()
         try:
             if kind == "tick":
-                await self._tick(message)
+                await self._tick(message, decoded if isinstance(decoded, SweepTick | Rejection)
+                                 else decode_tick(message.value))
             else:
-                if decoded is None:
+                if decoded is None or isinstance(decoded, SweepTick):
                     decoded = decode_event(message.key, message.value, self.settings.max_message_bytes)
                 if late:
                     self.metrics.late.labels(message.topic).inc()
@@ -149,8 +150,7 @@ class Processor:
         self._keep_aside(step, message.partition)
         await self._deliver(step)
 
-    async def _tick(self, message: Any) -> None:
-        tick = decode_tick(message.value)
+    async def _tick(self, message: Any, tick: SweepTick | Rejection) -> None:
         if isinstance(tick, Rejection):
             await self.dead_letters.send(message, tick, datetime.now(UTC))
             return

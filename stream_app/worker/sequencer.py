@@ -1,12 +1,12 @@
 """Between the agent and the processor: input events in event-time order, each message held until its state is written.
 
-Every message the agent takes comes here. A sweep tick goes on at once (a
-tick judges only what is due up to its time, so where it falls among the
-customer's events changes nothing). An input message is decoded and waits
-in the merge (``churnwatch.worker.merge``) until nothing older can come;
-what the merge lets go is processed in that order. Either way the message
-is then held, unacknowledged, until the changelog writer has written the
-states it changed (``ChangelogWriter.hold``).
+Every message the agent takes comes here, is decoded, and waits in the
+merge (``churnwatch.worker.merge``) until nothing older can come: an input
+event at its event time, a sweep tick at the time it judges up to (a tick
+the partition's previous owner sent waits for the events before it that
+this worker has still to read). What the merge lets go is processed in that
+order, then held, unacknowledged, until the changelog writer has written
+the states it changed (``ChangelogWriter.hold``).
 
 The merge is looked at again every ``poll_s`` as well as on every message:
 a head may go on because a fetch came back with nothing older, with no new
@@ -30,8 +30,9 @@ from typing import Any
 from churnwatch.schemas.intake import decode_event
 from churnwatch.worker.changelog import Acknowledger, ChangelogWriter
 from churnwatch.worker.faust_private import let_go, read_again
-from churnwatch.worker.merge import Arrival, EventTimeMerge, Held
+from churnwatch.worker.merge import Arrival, Decoded, EventTimeMerge, Held
 from churnwatch.worker.processor import Processor
+from churnwatch.worker.sweep import decode_tick
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,8 @@ class Sequencer:
         """One message from the agent."""
         self._stream = stream
         message = message_event.message
-        if message.topic == self.ticks:
-            async with self._lock:
-                await self._process(stream, message_event, None)
-            return
-        decoded = decode_event(message.key, message.value, self.max_bytes)
+        decoded: Decoded = (decode_tick(message.value) if message.topic == self.ticks
+                            else decode_event(message.key, message.value, self.max_bytes))
         source = (message.topic, message.partition)
         arrival, offset = self.merge.add(source, message.offset, message_event, decoded)
         if arrival is not Arrival.QUEUED:
@@ -77,7 +75,7 @@ class Sequencer:
             return
         async with self._lock:
             for held in self.merge.take(partition):
-                await self._process(stream, held.message, held)
+                await self._process(stream, held)
             self.processor.metrics.merging.set(len(self.merge))
             self._say_why_waiting()
 
@@ -99,8 +97,7 @@ class Sequencer:
     def fetched(self, batch: dict[tuple[str, int], list[int]]) -> None:
         """The Kafka client handed these offsets to Faust, per partition."""
         for source, offsets in batch.items():
-            if source[0] != self.ticks:
-                self.merge.fetched(source, offsets)
+            self.merge.fetched(source, offsets)
         self.merge.returned()
 
     def drop(self) -> list[Any]:
@@ -113,10 +110,9 @@ class Sequencer:
                      "offsets", len(dropped))
         return [held.message.message for held in dropped]
 
-    async def _process(self, stream: Acknowledger, message_event: Any, held: Held | None) -> None:
-        await self.processor.handle(message_event, None if held is None else held.decoded,
-                                    held is not None and held.late)
-        if self.states.hold(stream, message_event):
+    async def _process(self, stream: Acknowledger, held: Held) -> None:
+        await self.processor.handle(held.message, held.decoded, held.late)
+        if self.states.hold(stream, held.message):
             await self.states.write()
 
     def _say_why_waiting(self) -> None:

@@ -56,6 +56,11 @@ class SweepTick(BaseModel):
     until: AwareDatetime | None = None
     clock: bool = False
 
+    def merge_key(self) -> tuple[float, str]:
+        """Its place among its partition's events (``churnwatch.worker.merge``): after every event up to the
+        last time it judges at, before any event of that instant (either order judges the same)."""
+        return ((self.until or self.now).timestamp(), "")
+
 
 def encode_tick(now: datetime, clock: bool = False, until: datetime | None = None) -> bytes:
     return SweepTick(now=now, until=until, clock=clock).model_dump_json(exclude_defaults=True).encode()

@@ -276,3 +276,37 @@ def test_stored_value_finds_a_key_in_its_own_partition_whatever_event_the_stream
         _current_event.set(None)
     assert faust_private.stored_value(table, "acme", None) == b"state"
     assert faust_private.stored_value(table, "nobody", 2) is None
+
+
+def test_commit_acknowledged_commits_what_the_worker_acknowledged_never_what_faust_skipped(tmp_path: Path) -> None:
+    """Faust acks a message its stream skips (and counts gaps as done): its own commit would pass offset 35."""
+    assert "skipped_value" in inspect.getsource(faust.Stream._py_aiter)  # the skip Faust acknowledges
+    app = _app(tmp_path)
+    subscriptions, other = TP("subscriptions", 4), TP("elsewhere", 0)
+    acknowledged = faust_private.commit_acknowledged(app, frozenset({"subscriptions"}))
+
+    def message(tp: TP, offset: int) -> faust.types.Message:
+        return faust.types.Message(tp.topic, tp.partition, offset, 0.0, 0, None, b"k", b"v", None)
+
+    async def scenario() -> None:
+        consumer = await _assigned(app, {subscriptions, other})
+        app.topics._acking_topics.update({"subscriptions", "elsewhere"})  # as the agents' topics are
+        consumer._committed_offset[subscriptions] = consumer._committed_offset[other] = 35
+        consumer.ack(message(subscriptions, 35))  # as Faust's stream does for a message it skipped
+        await consumer._add_gap(subscriptions, 35, 36)
+        consumer.ack(message(subscriptions, 37))
+        assert consumer._acked[subscriptions]  # Faust's record has them: its own rule would commit 38
+        assert consumer._new_offset(subscriptions) is None  # the worker acknowledged nothing
+        assert not consumer._acked[subscriptions] and not consumer._gap[subscriptions]
+        for offset in (35, 36):
+            acknowledged(SimpleNamespace(message=message(subscriptions, offset)))
+        assert consumer._new_offset(subscriptions) == 37
+        consumer._committed_offset[subscriptions] = 37
+        assert consumer._new_offset(subscriptions) is None  # nothing new since
+        consumer.ack(message(other, 35))
+        assert consumer._new_offset(other) == 36  # other topics: Faust's own rule
+        await app.on_partitions_revoked.send({subscriptions})
+        consumer._committed_offset[subscriptions] = None
+        assert consumer._new_offset(subscriptions) is None  # forgotten with the partition
+
+    asyncio.run(scenario())

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from churnwatch.schemas.dead_letter import RejectReason
-from churnwatch.schemas.events import Event
 from churnwatch.schemas.intake import Rejection
 from churnwatch.testing import day, failed, login, ticket, usage
-from churnwatch.worker.merge import Arrival, EventTimeMerge, Source
+from churnwatch.worker.merge import Arrival, Decoded, EventTimeMerge, Source
+from churnwatch.worker.sweep import SweepTick, decode_tick
 
 TOPICS = ("usage", "payments", "tickets", "subscriptions")
 
@@ -50,7 +50,7 @@ def _merge(view: View, clock: Clock | None = None, **options: Any) -> EventTimeM
     return merge
 
 
-def _arrive(merge: EventTimeMerge, source: Source, offset: int, message: str, decoded: Event | Rejection) -> Arrival:
+def _arrive(merge: EventTimeMerge, source: Source, offset: int, message: str, decoded: Decoded) -> Arrival:
     """The client hands the message over, then it comes in: the way every message reaches the merge."""
     merge.fetched(source, [offset])
     merge.returned()
@@ -98,6 +98,33 @@ def test_a_backlog_of_every_topic_comes_out_in_time_order_whatever_order_it_came
     assert _names(merge.take()) == ["u6"]
     _read_to_end(view, ("usage", 0), end=2)
     assert _names(merge.take()) == ["s9"]
+
+
+def test_a_sweep_tick_waits_for_the_older_events_of_its_partition_and_goes_before_later_ones() -> None:
+    """A tick the partition's previous owner sent, read before the events it judged after: it waits for them."""
+    view = View()
+    merge = EventTimeMerge((*TOPICS, "ticks"), view, monotonic=Clock())
+    merge.assigned([(topic, 0) for topic in (*TOPICS, "ticks")])
+    _read_to_end(view, ("payments", 0), ("tickets", 0), ("subscriptions", 0))
+    view.ends[("usage", 0)] = 5  # read again from an older offset
+    tick = SweepTick(now=day(2), until=day(4))  # judges up to day 4
+    _arrive(merge, ("ticks", 0), 0, "tick", tick)
+    assert merge.take() == [] and merge.waited_on == ("usage", 0)
+    _arrive(merge, ("usage", 0), 0, "u3", login(day(3)))
+    assert _names(merge.take()) == ["u3"]
+    _arrive(merge, ("usage", 0), 1, "u5", login(day(5)))
+    assert _names(merge.take()) == ["tick"]  # before the event after its time
+    view.ends[("ticks", 0)] = view.positions[("ticks", 0)] = 1
+    view.polls[("ticks", 0)] = 10
+    assert _names(merge.take()) == ["u5"]
+
+
+def test_a_rejected_tick_goes_at_once() -> None:
+    view = View()
+    merge = EventTimeMerge((*TOPICS, "ticks"), view, monotonic=Clock())
+    merge.assigned([(topic, 0) for topic in (*TOPICS, "ticks")])
+    _arrive(merge, ("ticks", 0), 0, "bad", decode_tick(b"{}"))
+    assert _names(merge.take()) == ["bad"]
 
 
 def test_ties_go_by_event_id_and_one_partition_keeps_its_offset_order() -> None:
