@@ -33,8 +33,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -46,11 +47,13 @@ from churnwatch.kafka.topics import ensure_topics
 from churnwatch.offline.replay import Replay
 from churnwatch.offline.simulator import DEFAULT_START, simulate
 from churnwatch.rules import CustomerState, load_rules
+from churnwatch.rules.labels import Labelled
 from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.dead_letter import DeadLetter
 from churnwatch.schemas.events import Event
 from churnwatch.settings import Settings
 from churnwatch.worker.app import STATE_TABLE
+from churnwatch.worker.labels import encode_label
 from churnwatch.worker.versions import Version, version_of
 
 MARKER = b"churnwatch-chaos: end of stream (not an event)"
@@ -99,6 +102,10 @@ class Outcome:
     repeats_unlike: list[str] = field(default_factory=list)  # a repeat whose content differs from the first
     customers: int = 0
     states_unlike: list[str] = field(default_factory=list)
+    labels: int = 0  # snapshots the replay labelled, due up to the cut: what the model learns from
+    labels_missing: list[str] = field(default_factory=list)
+    labels_extra: list[str] = field(default_factory=list)
+    labels_unlike: list[str] = field(default_factory=list)  # the first copy on the labels topic, not the replay's
     cut: str = ""  # alerts compared up to this event time (every partition's last event)
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)  # a worker that died, a stream that never ended
@@ -106,7 +113,7 @@ class Outcome:
     @property
     def clean(self) -> bool:
         return not (self.missing or self.extra or self.unlike or self.repeats_unlike or self.states_unlike
-                    or self.problems)
+                    or self.labels_missing or self.labels_extra or self.labels_unlike or self.problems)
 
     def line(self) -> str:
         plan = self.plan
@@ -116,7 +123,9 @@ class Outcome:
                 f"expected ({self.expected_model} model_risk), {len(self.missing)} missing, {len(self.extra)} extra, {len(self.unlike)} unlike the "
                 f"replay's, {self.repeats} repeats "
                 f"({len(self.repeats_unlike)} unlike the first); states: {self.customers} customers, "
-                f"{len(self.states_unlike)} unlike the replay's; {self.seconds:.0f} s")
+                f"{len(self.states_unlike)} unlike the replay's; labels: {self.labels} expected, "
+                f"{len(self.labels_missing)} missing, {len(self.labels_extra)} extra, {len(self.labels_unlike)} "
+                f"unlike the replay's; {self.seconds:.0f} s")
 
 
 def alert_key(alert: Alert) -> AlertKey:
@@ -196,13 +205,43 @@ def _fact_difference(name: str, mine: object, theirs: object) -> str:
     return f"{name}: the workers {mine!r}, the replay {theirs!r}"[:300]
 
 
-def replayed(events: list[Event]) -> tuple[list[Alert], dict[str, CustomerState]]:
+LabelKey = tuple[str, int]  # (customer, snapshot time)
+
+
+def replayed(events: list[Event]) -> tuple[list[Alert], dict[str, CustomerState], dict[LabelKey, Labelled]]:
     alerts: list[Alert] = []
-    replay = Replay(load_rules(), alerts.append)
+    labels: dict[LabelKey, Labelled] = {}
+    replay = Replay(load_rules(), alerts.append,
+                    on_labelled=lambda label: labels.setdefault((label.customer_id, label.taken_at), label))
     for event in events:
         replay.feed_event(event)
     replay.finish()
-    return alerts, dict(replay.states)
+    return alerts, dict(replay.states), labels
+
+
+def compare_labels(want: dict[LabelKey, Labelled], records: Iterable[ConsumerRecord[bytes, bytes]], cut: datetime,
+                   outcome: Outcome) -> None:
+    """Each labelled snapshot on the labels topic (the first copy) against the replay's, due up to ``cut``:
+    the features, score and label every worker's model learns from, so the model_risk alerts of weeks later."""
+    horizon = load_rules().model.horizon_days * 86_400
+    due = cut.timestamp()
+    first: dict[LabelKey, dict[str, Any]] = {}
+    for record in records:
+        found = json.loads(record.value or b"{}")
+        if found.get("kind") == "label":
+            first.setdefault((found["customer_id"], found["taken_at"]), found)
+    expected = {key: label for key, label in want.items() if key[1] + horizon <= due}
+    outcome.labels = len(expected)
+    for key, label in sorted(expected.items(), key=lambda item: item[0][1]):
+        mine = json.loads(encode_label(label))
+        if key not in first:
+            outcome.labels_missing.append(f"{key[0]} at {datetime.fromtimestamp(key[1], UTC):%Y-%m-%d %H:%M}")
+        elif first[key] != mine:
+            fields = [name for name in mine if mine[name] != first[key].get(name)]
+            outcome.labels_unlike.append(f"{key[0]} at {datetime.fromtimestamp(key[1], UTC):%Y-%m-%d %H:%M}: "
+                                         f"{', '.join(fields)} differ")
+    outcome.labels_extra = [f"{c} at {datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M}" for c, t in first
+                            if (c, t) not in want and t + horizon <= due]
 
 
 def group_cut(events: list[Event], partitions: int) -> datetime:
@@ -284,9 +323,9 @@ async def _end_of_stream(settings: Settings) -> None:
 
 
 async def _read_back(settings: Settings, expected: set[AlertKey], timeout_s: float,
-                     say: Say) -> tuple[list[Alert], dict[str, CustomerState]]:
+                     say: Say) -> tuple[list[Alert], dict[str, CustomerState], list[ConsumerRecord[bytes, bytes]]]:
     """Dead letters until every marker is back; then alerts until every expected one is in and none came for a
-    while (or time is up); then the whole changelog."""
+    while (or time is up); then the whole changelog and the labels topic."""
     deadline = time.monotonic() + timeout_s
     markers = {(topic, p) for topic in settings.input_topics for p in range(settings.partitions)}
     seen: set[tuple[str, int]] = set()
@@ -321,7 +360,10 @@ async def _read_back(settings: Settings, expected: set[AlertKey], timeout_s: flo
     async with _Reader(settings.bootstrap_servers, changelog, settings.partitions) as reader:
         records = await asyncio.wait_for(reader.to_end(), 120.0)
     say(f"{len(records)} changelog records read back")
-    return alerts, newest_states(records)
+    async with _Reader(settings.bootstrap_servers, settings.topic_labels, 1) as reader:
+        labels = await asyncio.wait_for(reader.to_end(), 120.0)
+    say(f"{len(labels)} labels topic records read back")
+    return alerts, newest_states(records), labels
 
 
 class _Reader:
@@ -377,7 +419,7 @@ def run_chaos(plan: Plan, directory: Path, say: Say = print, given: GivenBroker 
     began = time.monotonic()
     events, _ = simulate(plan.customers, plan.days, plan.seed)
     outcome.events = len(events)
-    expected_all, want_states = replayed(events)
+    expected_all, want_states, want_labels = replayed(events)
     cut = group_cut(events, plan.partitions)
     outcome.cut = cut.isoformat()
     expected = [a for a in expected_all if a.triggered_at <= cut]
@@ -413,7 +455,7 @@ def run_chaos(plan: Plan, directory: Path, say: Say = print, given: GivenBroker 
 
             asyncio.run(live())
             say(f"published; {crew.kills} kills; reading back")
-            alerts, got = asyncio.run(_read_back(settings, {alert_key(a) for a in expected}, plan.settle_s, say))
+            alerts, got, labels = asyncio.run(_read_back(settings, {alert_key(a) for a in expected}, plan.settle_s, say))
             dead = crew.dead()
             if dead:
                 outcome.problems.append(f"workers {dead} died")
@@ -425,6 +467,7 @@ def run_chaos(plan: Plan, directory: Path, say: Say = print, given: GivenBroker 
                     outcome.problems.append(f"workers stopped with {codes}")
     compare_alerts(expected, [a for a in alerts if a.triggered_at <= cut], outcome)
     compare_states(want_states, got, outcome)
+    compare_labels(want_labels, labels, cut, outcome)
     outcome.seconds = time.monotonic() - began
     return outcome
 
@@ -481,7 +524,9 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             details = {"missing": outcome.missing[:20], "extra": outcome.extra[:20], "unlike": outcome.unlike[:20],
                        "repeats unlike the first": outcome.repeats_unlike[:10],
-                       "states unlike the replay's": outcome.states_unlike[:20], "problems": outcome.problems}
+                       "states unlike the replay's": outcome.states_unlike[:20],
+                       "labels missing": outcome.labels_missing[:10], "labels extra": outcome.labels_extra[:10],
+                       "labels unlike the replay's": outcome.labels_unlike[:10], "problems": outcome.problems}
             print(json.dumps(details, indent=1), file=sys.stderr)
             print(f"logs kept in {folder}", file=sys.stderr)
         (folder / "outcome.json").write_text(json.dumps(asdict(outcome), indent=1, default=str))
