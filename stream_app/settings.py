@@ -157,6 +157,12 @@ class Settings(BaseSettings):
         description="Largest fetch per partition. A restart reads the whole state changelog back at this pace: "
                     "with Faust's 1 MiB a worker restored half as fast.",
     )
+    consumer_fetch_wait_ms: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=100,
+        description="Longest a fetch of the input topics waits at the broker for records (Faust's is 1,500). The "
+                    "merge lets an event go on once the other partitions of its group were fetched after it came, "
+                    "so a quiet partition's fetch wait is part of an alert's latency.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: for a person (coloured on a terminal); json: one JSON object a line.")

@@ -29,6 +29,7 @@ from churnwatch.worker.faust_private import (
     before_waiting_for_acks,
     commit_acknowledged,
     control_fetching,
+    fetch_wait,
     rewind_uncommitted,
 )
 from churnwatch.worker.merge import EventTimeMerge
@@ -123,6 +124,7 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     rewind_uncommitted(app, frozenset(read))
     states.on_acknowledged = commit_acknowledged(app, frozenset(read))
     control_fetching(app, lambda: merge.held, sequencer.fetched)
+    fetch_wait(app, settings.consumer_fetch_wait_ms)
     before_waiting_for_acks(app, sequencer.drop)
     app.task(sequencer.run)
 

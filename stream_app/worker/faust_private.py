@@ -135,6 +135,29 @@ def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
     _once_assigned(app, "_churnwatch_controls_fetching", install)
 
 
+def fetch_wait(app: faust.App, wait_ms: int) -> None:
+    """The longest a fetch of the worker's consumer waits at the broker for records: ``wait_ms``.
+
+    Why: the merge lets an event go on only once every other partition of
+    its group has been fetched since the event came (``churnwatch.worker.merge``).
+    The Kafka client keeps one fetch in flight per broker and leaves out of
+    it the partitions whose records it still holds, so a fetch of quiet
+    partitions only waits at the broker until one of them gets a record or
+    the wait ends, and an event waiting on a busy partition left out of that
+    fetch waits as long. Faust passes aiokafka a fixed 1,500 ms
+    (``AIOKafkaConsumerThread._create_worker_consumer``) and has no setting;
+    with it a failed payment's alert took up to a second and a half at a
+    steady load. The client's fetcher builds each request from its own
+    ``_fetch_max_wait_ms``, so setting it once the client exists is enough.
+    """
+    def install(consumer: Any) -> None:
+        client = consumer._thread._ensure_consumer()
+        client._fetch_max_wait_ms = wait_ms
+        client._fetcher._fetch_max_wait_ms = wait_ms
+
+    _once_assigned(app, "_churnwatch_fetch_wait", install)
+
+
 def commit_acknowledged(app: faust.App, topics: frozenset[str]) -> Callable[[Any], None]:
     """Commit a partition of ``topics`` up to the newest message the worker acknowledged, and no further;
     returns what the worker calls with each message (the stream's event) it acknowledges.

@@ -194,6 +194,28 @@ def test_the_client_view_reads_the_aiokafka_partition_state(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
+def test_fetch_wait_sets_the_wait_the_clients_fetcher_builds_its_requests_with(tmp_path: Path) -> None:
+    from aiokafka.consumer.fetcher import Fetcher
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    # Faust passes a fixed wait and has no setting for it; aiokafka's fetcher puts its own attribute in each request.
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(AIOKafkaConsumerThread._create_worker_consumer)
+    assert "self._fetch_max_wait_ms" in inspect.getsource(Fetcher._get_actions_per_node)
+    app = _app(tmp_path)
+    faust_private.fetch_wait(app, 100)
+
+    async def scenario() -> None:
+        client = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+        client._fetcher = SimpleNamespace(_fetch_max_wait_ms=1500)
+        app.consumer._thread = SimpleNamespace(_ensure_consumer=lambda: client)
+        await _assigned(app, set())
+        assert (client._fetch_max_wait_ms, client._fetcher._fetch_max_wait_ms) == (100, 100)
+        client._fetcher = None
+        await client.stop()
+
+    asyncio.run(scenario())
+
+
 class _ChangelogEvent:
     """A recovered changelog record as Faust's recovery hands it to the table."""
 
