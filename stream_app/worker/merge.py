@@ -29,7 +29,7 @@ judges a customer only once its events up to then are in.
 
 A partition with records to fetch, or handed over and not come in yet, is
 always waited for, and so is one not fetched since the head came: a fetch
-takes at most the client's fetch wait (1.5 s in Faust) on a broker that
+takes at most the client's fetch wait (``consumer_fetch_wait_ms``) on a broker that
 answers, and while the broker does not answer nothing goes on. A rejected message (no event time)
 goes on at once when it is at the head of its queue: it changes no state.
 Within one partition messages go on in offset order, always: that is what
