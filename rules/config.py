@@ -6,6 +6,7 @@ the models below; a test keeps the two equal.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -107,6 +108,12 @@ class RenewalAtRiskConfig(_Section):
                                            RuleName.DISENGAGEMENT, RuleName.ONBOARDING_STALLED)
     model_risk: bool = False  # the live model's ranking differs from run to run (default_rules.toml)
     severity: Severity = Severity.WARNING
+
+    @functools.cached_property
+    def leads(self) -> tuple[tuple[int, int], ...]:
+        """(months, lead days) of ``lead_days``, longest period first: read at every judgement of a renewal,
+        so parsed once rather than each time."""
+        return tuple(sorted(((int(period), days) for period, days in self.lead_days.items()), reverse=True))
 
     @model_validator(mode="after")
     def _periods_are_months(self) -> RenewalAtRiskConfig:

@@ -33,8 +33,7 @@ WINDOW_DAYS = 28
 
 def lead_days(config: RenewalAtRiskConfig, months: int) -> int | None:
     """The lead for a billing period: the entry of the longest period at or below it (None: not watched)."""
-    fitting = [(int(period), days) for period, days in config.lead_days.items() if int(period) <= months]
-    return max(fitting)[1] if fitting else None
+    return next((days for period, days in config.leads if period <= months), None)
 
 
 class Renewal(NamedTuple):
@@ -65,11 +64,13 @@ def _activity(state: CustomerState, now: int) -> tuple[int, int, int]:
     recent = before = active = 0
     for day, names in state.activity.items():
         age = today - day
+        if not 0 <= age < 2 * WINDOW_DAYS:  # outside both windows: not summed
+            continue
         total = sum(names.values())
-        if 0 <= age < WINDOW_DAYS:
+        if age < WINDOW_DAYS:
             recent += total
             active += total > 0
-        elif WINDOW_DAYS <= age < 2 * WINDOW_DAYS:
+        else:
             before += total
     return recent, before, active
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from churnwatch.rules import RulesConfig
 from churnwatch.rules.config import RenewalAtRiskConfig
+from churnwatch.rules.renewal import lead_days
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.events import SubscriptionEvent
 from churnwatch.testing import at, day, failed, fold, login, run, subscription, usage
@@ -72,3 +73,10 @@ def test_a_cancellation_read_ahead_of_the_sweep_does_not_hide_the_renewal_at_ris
     _, closed = at(state, day(25), ON)
     assert [(a.alert_id, a.status) for a in _renewal(opened + closed)] == [(a.alert_id, a.status) for a in in_order]
     assert [a.status.value for a in in_order] == ["firing", "resolved"]
+
+
+def test_the_lead_is_that_of_the_longest_period_at_or_below_the_billing_period() -> None:
+    config = RenewalAtRiskConfig(lead_days={"1": 10, "3": 30, "12": 90, "03": 35})
+    assert [lead_days(config, months) for months in (1, 2, 3, 6, 11, 12, 24)] == [10, 10, 35, 35, 35, 90, 90]
+    assert lead_days(RenewalAtRiskConfig(lead_days={"6": 45}), 3) is None  # no period that short: not watched
+    assert config == RenewalAtRiskConfig(lead_days={"1": 10, "3": 30, "12": 90, "03": 35})  # parsed once, unchanged
