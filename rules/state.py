@@ -339,6 +339,7 @@ class Outline:
     next_due_at: int | None
     open_severities: tuple[Severity, ...]
     pending_since: int | None = None  # the oldest snapshot waiting for its model version (rules.labels)
+    last_event_at: int | None = None  # the newest event applied: a worker taking the partition over starts there
 
 
 # ``next_due_at`` is the model's last field, so when set it ends the JSON;
@@ -349,6 +350,7 @@ _DUE_AT_END = re.compile(r',"next_due_at":(-?\d+)\}\Z')
 # Snapshots are kept oldest first, so the first waiting one is the oldest.
 _PENDING = re.compile(rf'"taken_at":(-?\d+),"feature_set":"{PENDING}"')
 _START = '{"customer_id":'
+_LAST_EVENT_AT = re.compile(r',"first_seen_at":-?\d+,"last_event_at":(-?\d+)')  # right after the customer id
 _EPISODES = '"episodes":{'
 _DECODER = json.JSONDecoder()
 
@@ -358,21 +360,24 @@ def outline(raw: bytes) -> Outline:
 
     A worker restoring its table reads every customer's state from the
     changelog; building each (pydantic, every fact) was half of that time,
-    for three fields.
+    for a few fields.
     """
     doc = _document(raw).decode()
     try:
         if not doc.startswith(_START):
             raise ValueError("not the expected shape")
-        customer_id, _ = _DECODER.raw_decode(doc, len(_START))
+        customer_id, end = _DECODER.raw_decode(doc, len(_START))
+        last_event = _LAST_EVENT_AT.match(doc, end)
+        if last_event is None:
+            raise ValueError("not the expected shape")
         due = _DUE_AT_END.search(doc)
         at = doc.find(_EPISODES)
         episodes = _DECODER.raw_decode(doc, at + len(_EPISODES) - 1)[0] if at >= 0 else {}
         pending = _PENDING.search(doc)
         return Outline(str(customer_id), int(due.group(1)) if due else None,
                        tuple(Severity(e["severity"]) for e in episodes.values()),
-                       int(pending.group(1)) if pending else None)
+                       int(pending.group(1)) if pending else None, int(last_event.group(1)))
     except (ValueError, KeyError, TypeError, AttributeError):
         state = CustomerState.from_bytes(raw)  # not the shape expected: the slow way, still right
         return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()),
-                       pending_since(state))
+                       pending_since(state), state.last_event_at)

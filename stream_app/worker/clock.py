@@ -23,12 +23,19 @@ is behind the time already swept to. That is a worker taking over a dead
 one's partitions: their customers' states come from the changelog, due in
 the index, while their events since the last commit are still unread. Swept
 at the survivor's time, they would look silent and alert falsely.
+
+A partition taken over with nothing left to read has shown this worker no
+event at all; its time is the newest event its customers' recovered states
+had applied (``recovered``). Without it a worker given only such
+partitions (one that joins after another has read the whole backlog) never
+swept, never announced its partitions' clocks, and so held back every
+worker's model.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple, Protocol
 
@@ -56,6 +63,9 @@ class Clock(Protocol):
     def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
         """The sweep's time, given what the consumer knows of each source."""
 
+    def recovered(self, sources: Iterable[Source], newest: datetime) -> None:
+        """States of ``sources`` taken over from another worker had applied events up to ``newest``."""
+
 
 class WallClock:
     waiting_on: str | None = None  # the wall clock never holds the sweep back
@@ -70,6 +80,9 @@ class WallClock:
     def now(self, progress: Mapping[Source, Progress]) -> datetime:
         return datetime.now(UTC)
 
+    def recovered(self, sources: Iterable[Source], newest: datetime) -> None:
+        pass
+
 
 class EventClock:
     def __init__(self, idle_s: float = 2.0, monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -78,6 +91,7 @@ class EventClock:
         self._newest: dict[Source, datetime] = {}
         self._read: dict[Source, int] = {}
         self._heard: dict[Source, float] = {}
+        self._recovered: dict[Source, datetime] = {}
         self._watermark: datetime | None = None
         self.waiting_on: str | None = None
         self.held_by: Source | None = None
@@ -91,6 +105,11 @@ class EventClock:
         if event_time is not None:
             newest = self._newest.get(source)
             self._newest[source] = event_time if newest is None else max(newest, event_time)
+
+    def recovered(self, sources: Iterable[Source], newest: datetime) -> None:
+        for source in sources:
+            known = self._recovered.get(source)
+            self._recovered[source] = newest if known is None else max(known, newest)
 
     def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
         holding: list[tuple[datetime, Source, int, int | None]] = []  # (newest read, where, next offset, highwater)
@@ -113,8 +132,9 @@ class EventClock:
                 self._hold(source, next_offset, highwater,
                            f"read up to {candidate.isoformat()}, behind the sweep's time")
                 return None
-        else:  # nothing waiting: the newest time this worker's partitions have shown
-            candidate = max((self._newest[s] for s in progress if s in self._newest), default=None)
+        else:  # nothing waiting: the newest time this worker's partitions have shown, or their states had
+            candidate = max((known[s] for known in (self._newest, self._recovered) for s in progress if s in known),
+                            default=None)
         self.waiting_on = self.held_by = None
         if candidate is not None and (self._watermark is None or candidate > self._watermark):
             self._watermark = candidate

@@ -26,7 +26,7 @@ from churnwatch.http.lookup import CustomerLookup
 from churnwatch.http.metrics import Metrics
 from churnwatch.model import ChurnModel
 from churnwatch.rules import RulesConfig
-from churnwatch.rules.clock_math import to_seconds
+from churnwatch.rules.clock_math import to_datetime, to_seconds
 from churnwatch.rules.labels import pending_since
 from churnwatch.rules.state import outline
 from churnwatch.runner import Runner, Step
@@ -99,6 +99,7 @@ class Processor:
         app.on_partitions_revoked.connect(self._rebalancing)
         self.clock: Clock = make_clock(settings.clock, settings.watermark_idle_s)
         self.index = DueIndex()
+        self._newest_recovered: dict[int, int] = {}  # partition -> the newest event its recovered states applied
         self.runner = Runner(rules, self.model, self.states, self.index, self.clock)
         self.sweeper = Sweeper(app, settings, self.clock, self.index, ticks, self.metrics, self.model.covers)
         self.dead_letters = DeadLetters(app.topic(settings.topic_dead_letters, **_RAW_BYTES), self.metrics,
@@ -265,6 +266,8 @@ class Processor:
             self._index(raw, partition)
         if on_disk(self.table):
             await self._index_stored_states()
+        for partition, at in self._newest_recovered.items():
+            self.clock.recovered([(topic, partition) for topic in self.settings.input_topics], to_datetime(at))
 
     async def _index_stored_states(self) -> None:
         """Rebuild the due index from the states kept on disk (a restart read only the changelog's tail)."""
@@ -281,7 +284,11 @@ class Processor:
         log.info("due index rebuilt from %d stored states in %.1f s", scanned, time.perf_counter() - started)
 
     def _index(self, raw: bytes, partition: int) -> None:
+        """Index a recovered state, and keep the newest event its partition's states applied (for the clock)."""
         found = outline(raw)  # not the whole state: a restore reads every customer's
+        newest = self._newest_recovered
+        if found.last_event_at is not None and found.last_event_at > newest.get(partition, found.last_event_at - 1):
+            newest[partition] = found.last_event_at
         if self.states.pending(found.customer_id):
             return  # its newer state set the index already
         self.index.set(found.customer_id, found.next_due_at, partition)

@@ -12,19 +12,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
 
 from churnwatch.worker.app import STATE_TABLE
 from churnwatch.settings import Settings
 from churnwatch.kafka.reader import collect
 from churnwatch.kafka.topics import ensure_topics
+from churnwatch.dev.embedded_broker import free_port
 from churnwatch.dev.worker_process import WorkerProcess
 from tests.support.brokers import Broker, chosen_broker, own_broker
 from tests.support.states import changelog_states, replayed_facts
 from tests.support.worker import (
-    events_applied, http_get, make_settings, publish_events, running_worker, wait_for,
+    committed_to_the_end, end_offsets_and_committed, events_applied, http_get, make_settings, metric_total,
+    publish_events, running_worker, wait_for,
 )
 from churnwatch.testing.events import day, login, usage
 
@@ -84,22 +85,6 @@ def test_a_compacted_changelog_restores_every_state(tmp_path: Path) -> None:
             assert got == want, sorted(c for c in want if got.get(c) != want[c])
 
 
-async def _end_offsets_and_committed(settings: Settings) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    """The broker's end offsets of the input partitions, and the worker group's committed offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await consumer.start()
-    await admin.start()
-    try:
-        partitions = [TopicPartition(topic, p) for topic in settings.input_topics for p in range(settings.partitions)]
-        ends = await consumer.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
-        return ends, {tp: meta.offset for tp, meta in committed.items() if tp in ends}
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 def _lag_metric(settings: Settings) -> dict[tuple[str, str], float]:
     text = http_get(settings, "/metrics")[1].decode()
     return {(s.labels["topic"], s.labels["partition"]): s.value for family in text_string_to_metric_families(text)
@@ -113,14 +98,9 @@ def test_lag_is_zero_where_the_broker_says_everything_was_read(broker: Broker, t
         publish_events(settings, events)
         assert wait_for(lambda: events_applied(settings) == len(events), WAIT_S), worker.log_text()[-3000:]
 
-        def caught_up() -> bool:
-            ends, committed = asyncio.run(_end_offsets_and_committed(settings))
-            # An empty partition has no commit: nothing was read from it.
-            return all(committed.get(tp, 0) == end for tp, end in ends.items())
-
         # The group commits what the worker acknowledged: at the end, the broker's end offsets.
-        assert wait_for(caught_up, WAIT_S), asyncio.run(_end_offsets_and_committed(settings))
-        ends, _ = asyncio.run(_end_offsets_and_committed(settings))
+        assert wait_for(lambda: committed_to_the_end(settings), WAIT_S), asyncio.run(end_offsets_and_committed(settings))
+        ends, _ = asyncio.run(end_offsets_and_committed(settings))
         usage_partitions = {str(tp.partition) for tp, end in ends.items() if tp.topic == settings.topic_usage and end}
         assert usage_partitions  # the events spread over the partitions
         every = {(settings.topic_usage, str(p)) for p in range(settings.partitions)}
@@ -128,3 +108,28 @@ def test_lag_is_zero_where_the_broker_says_everything_was_read(broker: Broker, t
         assert lag, _lag_metric(settings)
         assert {key: lag[key] for key in every} == dict.fromkeys(every, 0.0)
         assert worker.alive()
+
+
+def test_a_worker_that_joins_after_the_backlog_was_read_sweeps_its_partitions(broker: Broker, tmp_path: Path) -> None:
+    """The second worker reads nothing: the first read and committed every event. Its partitions' time is
+    then the newest event their states had applied. Without it the second worker never swept, never
+    announced its partitions' clocks, and the group's model made no version past them (seen in CI: two
+    workers sent none of the replay's model alerts)."""
+    first = make_settings(broker, tmp_path / "one")
+    second = first.model_copy(update={"data_dir": tmp_path / "two", "web_port": free_port()})
+    asyncio.run(ensure_topics(first))
+    partitioner = DefaultPartitioner()
+    customers = [f"joiner-{c}" for c in range(12)]
+    spread = {partitioner(c.encode(), list(range(first.partitions)), list(range(first.partitions))) for c in customers}
+    assert spread == set(range(first.partitions))  # every partition has customers, whoever owns it
+    events = [e for c in customers for n in range(10) for e in (login(day(n), c), usage(day(n), customer=c))]
+    newest = max(e.occurred_at for e in events)
+    with WorkerProcess(first, tmp_path / "first.log") as one:
+        publish_events(first, events)
+        assert wait_for(lambda: events_applied(first) == len(events), WAIT_S), one.log_text()[-3000:]
+        assert wait_for(lambda: committed_to_the_end(first), WAIT_S), asyncio.run(end_offsets_and_committed(first))
+        with WorkerProcess(second, tmp_path / "second.log") as two:
+            swept = wait_for(lambda: metric_total(second, "churnwatch_sweep_time_seconds") >= newest.timestamp(),
+                             WAIT_S)
+            assert swept, (metric_total(second, "churnwatch_sweep_time_seconds"), two.log_text()[-3000:])
+            assert events_applied(second) == 0  # it read nothing: the test is about a worker that reads nothing

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from churnwatch.dev.embedded_broker import free_port
@@ -109,3 +111,25 @@ def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.2)
+
+
+async def end_offsets_and_committed(settings: Settings) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """The broker's end offsets of the input partitions, and the worker group's committed offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = [TopicPartition(topic, p) for topic in settings.input_topics for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        return ends, {tp: meta.offset for tp, meta in committed.items() if tp in ends}
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def committed_to_the_end(settings: Settings) -> bool:
+    """Whether the worker group has committed every input partition up to its end (an empty one has no commit)."""
+    ends, committed = asyncio.run(end_offsets_and_committed(settings))
+    return all(committed.get(tp, 0) == end for tp, end in ends.items())

@@ -14,7 +14,8 @@ from tests.unit.rules.test_state_properties import events
 
 
 def expected(state: CustomerState) -> Outline:
-    return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()))
+    return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()),
+                   last_event_at=state.last_event_at)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -111,3 +111,22 @@ def test_a_held_clock_says_which_partition_holds_it() -> None:
     clock.observe("a", 12, day(35))  # a moved on, read up to a time already swept
     assert clock.now(hw(a=20, b=4)) is None
     assert clock.waiting_on == f"a: next offset 13, high watermark 20, read up to {day(35).isoformat()}, behind the sweep's time"
+
+
+def test_partitions_taken_over_with_nothing_to_read_start_at_their_states_newest_event() -> None:
+    """A worker that joins after another has read the whole backlog reads nothing; it must still sweep."""
+    clock = EventClock()
+    quiet()
+    assert clock.now(hw(a=4, b=7)) is None  # nothing read, nothing known: no time to sweep at
+    clock.recovered(["a"], day(20))
+    clock.recovered(["b"], day(30))
+    clock.recovered(["b"], day(25))  # an older state read later does not move it back
+    progress = {"a": Progress(4, 4), "b": Progress(7, 7)}  # committed at their ends: nothing waiting
+    assert clock.now(progress) == day(30)
+    assert clock.now({"a": Progress(4, 4)}) == day(30)  # b given away: the watermark does not move back
+    taken = EventClock()
+    taken.recovered(["a"], day(20))
+    assert taken.now({"a": Progress(9, 4)}) is None  # records waiting on it: those come first
+    taken.observe("a", 8, day(22))
+    quiet()
+    assert taken.now({"a": Progress(9, 4)}) == day(22)
