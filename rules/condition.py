@@ -27,7 +27,7 @@ class Condition:
     evidence: dict[str, EvidenceValue] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # each rule is one object: compared by identity, at every evaluation
 class Rule:
     """One churn rule as three pure functions of (state, now in seconds, config).
 

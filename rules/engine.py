@@ -27,7 +27,7 @@ from churnwatch.rules import (
     revenue,
     support,
 )
-from churnwatch.rules.clock_math import HOUR, iso_date, to_datetime, to_seconds
+from churnwatch.rules.clock_math import HOUR, iso_date, to_seconds
 from churnwatch.rules.condition import Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.episodes import reconcile
@@ -44,8 +44,22 @@ RULES: tuple[Rule, ...] = (
     renewal.RULE,
 )
 DEFAULT_CONFIG = RulesConfig()
+ALL_RULES = list(RULES)
 # The rules each event model feeds, from their ``fed_by``.
 FED_BY: dict[type, list[Rule]] = {kind.model: [r for r in RULES if kind.model in r.fed_by] for kind in EVENT_KINDS}
+# The rules a config enables, in ``RULES`` order: asked at every evaluation. The config is kept with them, so
+# its id is not reused while it is a key.
+_ENABLED: dict[int, tuple[RulesConfig, tuple[Rule, ...], frozenset[RuleName]]] = {}
+
+
+def _enabled(config: RulesConfig) -> tuple[tuple[Rule, ...], frozenset[RuleName]]:
+    known = _ENABLED.get(id(config))
+    if known is None or known[0] is not config:
+        if len(_ENABLED) > 64:  # configs are few (one per run); tests make many
+            _ENABLED.clear()
+        rules = tuple(r for r in RULES if r.enabled(config))
+        known = _ENABLED[id(config)] = (config, rules, frozenset(r.name for r in rules))
+    return known[1], known[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +148,7 @@ def catch_up(state: CustomerState, until: int, config: RulesConfig = DEFAULT_CON
     joined: Transition | None = None
     last: int | None = None
     while (due := state.next_due_at) is not None and due <= until and (last is None or due > last):
-        t = evaluate(state, to_datetime(due), config, scorer)
+        t = _evaluate(state, ALL_RULES, due, due, config, scorer, sweep=True)  # ``evaluate`` at ``due``
         joined = t if joined is None else then(joined, t)
         assert t.state is not None
         state, last = t.state, due
@@ -206,7 +220,7 @@ def evaluate(
 ) -> Transition:
     """Re-evaluate every rule with no new event (the sweep); alerts are stamped with ``now``."""
     clock = to_seconds(now)
-    return _evaluate(state, list(RULES), clock, clock, config, scorer, sweep=True)
+    return _evaluate(state, ALL_RULES, clock, clock, config, scorer, sweep=True)
 
 
 def _model_step(
@@ -320,21 +334,26 @@ def _evaluate(
     # ones close saying why. Judged by time: a ticket read after the
     # cancellation but sent before it still counts.
     cancelled_at = state.cancelled_at
+    enabled_rules, enabled_names = _enabled(config)
+    episodes_before = state.episodes
     for rule in rules:
-        enabled = rule.enabled(config)
-        if not (enabled or rule.name in state.episodes):
+        name = rule.name
+        enabled = name in enabled_names
+        if not (enabled or name in episodes_before):
             continue
         # Never judge a rule at an earlier time than before: a sweep tick
         # queued behind a newer event must not reopen what that event closed.
-        when = now if exactly else max(now, evaluated_at.get(rule.name, now))
-        evaluated_at[rule.name] = max(when, evaluated_at.get(rule.name, when))
-        judged_at = (min(when, late_risk_at) if rule.name is RuleName.MODEL_RISK and late_risk_at and not exactly
+        last = evaluated_at.get(name)
+        when = now if exactly or last is None or last < now else last
+        if last is None or when > last:
+            evaluated_at[name] = when
+        judged_at = (min(when, late_risk_at) if name is RuleName.MODEL_RISK and late_risk_at and not exactly
                      else when)
         cancelled = cancelled_at is not None and cancelled_at <= judged_at
         live = enabled and not cancelled
-        conditions[rule.name] = rule.condition(state, judged_at, config) if live else None
-        if rule.name in state.episodes:  # only an open episode can be closed, and needs saying why
-            resolutions[rule.name] = (
+        conditions[name] = rule.condition(state, judged_at, config) if live else None
+        if name in episodes_before:  # only an open episode can be closed, and needs saying why
+            resolutions[name] = (
                 f"Closed: the customer cancelled on {iso_date(cancelled_at)}"
                 if cancelled and cancelled_at is not None
                 else rule.resolution(state, when, config)
@@ -344,8 +363,8 @@ def _evaluate(
     state = outcomes.remember(state, alerts, config)
     state, judged, churns = outcomes.judge(state, now, sweep, config)
     due_times = [
-        due for rule in RULES if rule.enabled(config)
-        for due in [rule.next_check(state, evaluated_at.get(rule.name, now), config)] if due is not None
+        due for rule in enabled_rules
+        if (due := rule.next_check(state, evaluated_at.get(rule.name, now), config)) is not None
     ]
     if config.model.enabled and (due := labels.next_check(state, now, config)) is not None:
         due_times.append(due)
