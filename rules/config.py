@@ -143,6 +143,7 @@ class ModelConfig(_Section):
     high_at: Annotated[float, Field(gt=0, le=1)] = 0.8
     min_labels: Annotated[int, Field(ge=0)] = 300
     auc_floor: Annotated[float, Field(ge=0, le=1)] = 0.6
+    gate_confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
     gate_window: Annotated[int, Field(ge=10, le=1_000_000)] = 5000
     gate_min_positives: Annotated[int, Field(ge=1)] = 20
     snapshot_every_days: Days = 7

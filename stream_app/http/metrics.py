@@ -97,10 +97,13 @@ class Metrics:
                                          "learn from (logged; their messages and alerts went through)",
                                          registry=registry)
         self.model_gate = Gauge("churnwatch_model_gate_open", "1 while model_risk may alert: enough labels "
-                                "and a recent online ROC AUC above the floor", registry=registry)
+                                "and a lower bound of the recent online ROC AUC above the floor", registry=registry)
         self.model_recent_auc = Gauge("churnwatch_model_recent_roc_auc", "ROC AUC of the current model on "
-                                      "its recent delayed labels, scored before learning them (the gate's)",
+                                      "its recent delayed labels, scored before learning them",
                                       registry=registry)
+        self.model_recent_auc_bound = Gauge("churnwatch_model_recent_roc_auc_bound", "Lower bound of that ROC AUC "
+                                            "at the rules file's gate_confidence: what the gate judges",
+                                            registry=registry)
         self.model_labels = Gauge("churnwatch_model_labels", "Labels the model has learned from, by label",
                                   ["label"], registry=registry)
         self.model_version = Gauge("churnwatch_model_learned_until_seconds", "The start of the event-time week the "
@@ -131,7 +134,7 @@ class Metrics:
         self._severity_of: dict[str, Severity] = {}
         for severity in Severity:
             self.at_risk.labels(severity.value).set(0)
-        for unknown in (self.model_auc, self.model_log_loss, self.model_recent_auc):
+        for unknown in (self.model_auc, self.model_log_loss, self.model_recent_auc, self.model_recent_auc_bound):
             unknown.set(float("nan"))  # not known before the first labels, which is not 0
 
     def scoreboard(self, report: dict[str, Any], config: OutcomesConfig) -> None:
@@ -171,7 +174,8 @@ class Metrics:
     def model(self, summary: dict[str, object]) -> None:
         self.model_gate.set(1.0 if summary.get("ready") else 0.0)
         for gauge, key in ((self.model_auc, "roc_auc"), (self.model_log_loss, "log_loss"),
-                           (self.model_recent_auc, "recent_roc_auc")):
+                           (self.model_recent_auc, "recent_roc_auc"),
+                           (self.model_recent_auc_bound, "recent_roc_auc_bound")):
             value = summary.get(key)
             gauge.set(value if isinstance(value, float) else float("nan"))
         for label in ("negative", "positive"):

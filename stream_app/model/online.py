@@ -30,9 +30,10 @@ what it learned: at the 1st, 2nd, 4th, ... label, then every
 ``vocabulary_every_labels``.
 
 The gate: the model may alert (``ready``) once it has learned from
-``min_labels`` labels and the online ROC AUC of its last ``gate_window``
-scored labels, with at least ``gate_min_positives`` churners among them, is
-at least ``auc_floor``; it goes quiet again when that falls. Its scores are
+``min_labels`` labels and a lower bound (at ``gate_confidence``) of the
+online ROC AUC of its last ``gate_window`` scored labels, with at least
+``gate_min_positives`` churners among them, is at least ``auc_floor``; it
+goes quiet again when that bound falls below. Its scores are
 kept from ``min_labels`` on, so the gate opens a horizon after that at the
 earliest.
 
@@ -65,7 +66,7 @@ from churnwatch.rules.state import Driver, Observation
 from churnwatch.model.calibration import Platt
 from churnwatch.model.learned import LearnedRecently, label_id
 from churnwatch.model.ranking import WeeklyRanking
-from churnwatch.model.roc import StreamingAUC, logit
+from churnwatch.model.roc import StreamingAUC, auc_lower_bound, logit
 
 log = logging.getLogger(__name__)
 
@@ -239,12 +240,16 @@ class ChurnModel:
 
     def _refresh(self) -> None:
         """Judge the gate and refit the calibration on the recent labels' scores."""
-        auc = self.recent.get()
-        self.gate_open = (
-            auc is not None and self.recent.positives >= self.config.gate_min_positives
-            and auc >= self.config.auc_floor
-        )
+        self.gate_open = self.recent.positives >= self.config.gate_min_positives and (
+            (bound := self.recent_auc_bound()) is not None and bound >= self.config.auc_floor)
         self.calibration.fit(list(self.recent_pairs))
+
+    def recent_auc_bound(self) -> float | None:
+        """The recent ROC AUC's lower bound at ``gate_confidence`` (None while a class is missing)."""
+        auc = self.recent.get()
+        if auc is None:
+            return None
+        return auc_lower_bound(auc, self.recent.positives, self.recent.negatives, self.config.gate_confidence)
 
     def _choose_vocabulary(self) -> None:
         if len(self.frequency) > MAX_TRACKED_NAMES:
@@ -272,6 +277,8 @@ class ChurnModel:
             # model must do better.
             "log_loss_constant": _rounded(constant),
             "recent_roc_auc": _rounded(self.recent.get()),
+            # What the gate judges: the recent AUC's lower bound at ``gate_confidence``.
+            "recent_roc_auc_bound": _rounded(self.recent_auc_bound()),
             "gate_open": self.gate_open,
             "ready": self.ready,
             "feature_set": self.feature_set.id,

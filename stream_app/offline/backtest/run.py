@@ -241,7 +241,8 @@ def _model_line(backtest: Backtest) -> str:
         f"({m.get('positive_labels', 0):,} churn of {m.get('labels', 0):,} labels); log loss "
         f"{_num(m.get('log_loss'))} (a constant guess: {_num(m.get('log_loss_constant'))}); gate "
         f"{'open' if m.get('gate_open') else 'shut'} at the end (recent ROC AUC {_num(m.get('recent_roc_auc'), 3)}, "
-        f"floor {config.auc_floor}); model_risk {selection}")
+        f"its {config.gate_confidence:.0%} lower bound {_num(m.get('recent_roc_auc_bound'), 3)}, floor "
+        f"{config.auc_floor}); model_risk {selection}")
 
 
 def _reference_line(reference: dict[str, object]) -> str:

@@ -22,7 +22,7 @@ def _samples(metrics: Metrics) -> dict[str, list[tuple[dict[str, str], float]]]:
 def test_model_quality_reads_nan_until_the_first_label_not_zero() -> None:
     found = _samples(Metrics())
     for name in ("churnwatch_model_roc_auc", "churnwatch_model_log_loss", "churnwatch_model_recent_roc_auc",
-                 "churnwatch_model_learned_until_seconds"):
+                 "churnwatch_model_recent_roc_auc_bound", "churnwatch_model_learned_until_seconds"):
         assert math.isnan(found[name][0][1]), name
 
 

@@ -23,7 +23,7 @@ from churnwatch.cli import main
 from churnwatch.model import ChurnModel
 from churnwatch.model.calibration import Platt
 from churnwatch.model.ranking import MIN_POPULATION, WeeklyRanking
-from churnwatch.model.roc import StreamingAUC
+from churnwatch.model.roc import StreamingAUC, auc_lower_bound
 from churnwatch.offline.simulator import simulate, write_simulation
 from churnwatch.testing.events import day, failed, login, subscription, ticket, usage
 
@@ -417,3 +417,27 @@ def test_a_snapshot_scored_late_alerts_as_of_its_own_time_whether_a_tick_or_an_e
         assert alerts(made_at_once=False, tick_first=False, cancels=cancels) == replayed
     assert [(a.status, a.triggered_at) for a in map(Alert.model_validate_json, replayed)] == [
         ("firing", day(14)), ("resolved", day(16))]
+
+
+def test_the_auc_bound_is_hanley_and_mcneils_and_narrows_with_more_labels() -> None:
+    # AUC 0.75 with 20 positives and 20 negatives: Q1 = 0.6, Q2 = 0.642857, so the variance is
+    # (0.1875 + 19 x 0.0375 + 19 x 0.080357) / 400 = 0.0060670 and the SE 0.07789 (one-sided 95%: z = 1.6449).
+    assert auc_lower_bound(0.75, 20, 20, 0.95) == pytest.approx(0.75 - 1.6449 * 0.07789, abs=2e-4)
+    assert auc_lower_bound(0.75, 20, 20, 0.5) == 0.75  # the estimate itself
+    assert auc_lower_bound(0.75, 200, 2000, 0.95) > auc_lower_bound(0.75, 20, 200, 0.95)
+    assert auc_lower_bound(0.75, 0, 10, 0.95) == 0.0
+
+
+def test_a_lucky_window_of_few_churners_does_not_open_the_gate() -> None:
+    """Random scores over windows of 20 churners: the point AUC crosses the floor in some, the bound in none."""
+    rng = random.Random(5)
+    crossed = bound_crossed = 0
+    for _ in range(300):
+        auc = StreamingAUC()
+        for label in [1] * 20 + [0] * 400:
+            auc.add(rng.random(), label)
+        value = auc.get()
+        assert value is not None
+        crossed += value >= 0.6
+        bound_crossed += auc_lower_bound(value, auc.positives, auc.negatives, 0.95) >= 0.6
+    assert crossed >= 10 and bound_crossed == 0
