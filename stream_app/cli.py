@@ -49,6 +49,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     rules = load_rules(settings.rules_file)  # a bad rules file stops us before we connect
+    if settings.model_start is not None:  # and so does a starting model that cannot be read
+        _starting_model(settings.model_start, rules)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     settings = tuned_for_broker(settings, loop.run_until_complete(cluster_id(settings)))
@@ -59,6 +61,20 @@ def _worker(args: argparse.Namespace) -> int:
                           quiet=config is not None)  # quiet: no banner among the JSON lines
     worker.execute_from_commandline()
     return 0
+
+
+def _starting_model(path: Path | None, rules: Any) -> Any:
+    """The model a run starts from: the one saved at ``path`` (a backtest's), or a new one; a file that cannot
+    be used ends the command with one line."""
+    from churnwatch.model import ChurnModel
+    from churnwatch.model.online import ModelFileError
+
+    if path is None:
+        return ChurnModel(rules.model)
+    try:
+        return ChurnModel.start_from(path, rules.model)
+    except ModelFileError as exc:
+        raise SystemExit(f"churnwatch: {exc}") from None
 
 
 def _broker(args: argparse.Namespace) -> int:
@@ -144,11 +160,15 @@ def _replay(args: argparse.Namespace) -> int:
             alerts.write(alert.model_dump_json() + "\n")
             collected.append(alert)
 
+        model = _starting_model(Path(args.model_start) if args.model_start else None, config)
         summary = replay_lines(
             events, config, on_alert, until,
             future_reference=datetime.now(UTC),
             on_score=(lambda line: scores.write(json.dumps(line._asdict()) + "\n")) if scores else None,
+            model=model,
         )
+    if args.save_model:
+        model.save(Path(args.save_model))
     print(format_summary(summary))
     if args.truth:
         truth = read_truth(Path(args.truth))
@@ -179,10 +199,15 @@ def _backtest(args: argparse.Namespace) -> int:
                                Path(args.subscriptions) if args.subscriptions else None,
                                load_layout(Path(args.mapping) if args.mapping else None), end)
     out = Path(args.out)
-    outcome = run_session(source, config, out, _moment(args.start, "--from"), not args.no_reference)
+    model = _starting_model(Path(args.model_start) if args.model_start else None, config)
+    outcome = run_session(source, config, out, _moment(args.start, "--from"), not args.no_reference, model=model)
+    if args.save_model:
+        model.save(Path(args.save_model))
     print(format_report(outcome.backtest, outcome.reference))
     print(f"alerts, snapshots, report.json and the chart in {out}/" if isinstance(outcome.chart, Path)
           else f"alerts, snapshots and report.json in {out}/; no chart: {outcome.chart}")
+    if args.save_model:
+        print(f"the model as it ended in {args.save_model}: start workers with CHURNWATCH_MODEL_START={args.save_model}")
     return 0
 
 
@@ -297,6 +322,8 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", help="sweep on to this time (RFC 3339) after the last event")
     replay.add_argument("--scores", help="one JSON line per model snapshot: customer, time, probability, label")
     replay.add_argument("--truth", help="truth file (from simulate): print a scorecard of the alerts")
+    replay.add_argument("--model-start", help="start from this saved model (churnwatch backtest --save-model)")
+    replay.add_argument("--save-model", help="save the model as it ends to this file")
     replay.set_defaults(run=_replay)
 
     backtest = commands.add_parser(
@@ -320,6 +347,9 @@ def parser() -> argparse.ArgumentParser:
     backtest.add_argument("--rules", help="rules file (default: the built-in defaults)")
     backtest.add_argument("--out", default="backtest-out", help="directory for the results (default: %(default)s)")
     backtest.add_argument("--no-reference", action="store_true", help="skip the offline reference model")
+    backtest.add_argument("--model-start", help="start from this saved model instead of a new one")
+    backtest.add_argument("--save-model", help="save the model as it ends to this file: a worker started with it "
+                                               "(CHURNWATCH_MODEL_START) speaks from its first week")
     backtest.set_defaults(run=_backtest)
 
     simulate = _command(commands, "simulate", "write a simulated customer base with known outcomes",

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         default=None,
         description="Model checkpoint file, one per worker; default: DATA_DIR/churn-model-HOST-PORT.pkl.",
     )
+    model_start: Path | None = Field(
+        default=None,
+        description="A model to start from when the worker has no checkpoint of its own: the file "
+                    "`churnwatch backtest --save-model` writes. Give every worker of the group the same file.",
+    )
     model_checkpoint_s: Annotated[float, Field(gt=0, le=86_400)] = Field(
         default=60.0, description="How often the model is checkpointed (and at shutdown)."
     )

@@ -70,6 +70,11 @@ from churnwatch.model.roc import StreamingAUC, auc_lower_bound, logit
 
 log = logging.getLogger(__name__)
 
+
+class ModelFileError(ValueError):
+    """A model file asked for by name (a start) that cannot be used."""
+
+
 TOP_DRIVERS = 3
 CHECKPOINT_VERSION = 3
 REFRESH_EVERY = 100  # labels between two looks at the gate and the calibration
@@ -301,24 +306,60 @@ class ChurnModel:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, config: ModelConfig) -> ChurnModel:
-        """The checkpoint at ``path`` if there is one of this version, else a new model.
+    def load(cls, path: Path, config: ModelConfig, start: Path | None = None) -> ChurnModel:
+        """The checkpoint at ``path`` if there is one of this version, else the model saved at ``start`` (a
+        backtest's: ``start_from``), else a new model.
 
         A checkpoint of another version (a model or feature change) is moved
         aside, not fatal: the worker starts learning afresh rather than stop.
+        The worker's own checkpoint comes before ``start``: after a restart
+        it holds what the worker learned live since it started from it.
         """
         if not path.exists():
-            return cls(config)
-        with path.open("rb") as source:
-            payload = pickle.load(source)  # our own file, written by save()
+            return cls(config) if start is None else cls.start_from(start, config)
+        payload = _read(path)
         if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
             aside = path.with_name(f"{path.name}.v{payload.get('version') if isinstance(payload, dict) else '?'}")
             os.replace(path, aside)
             log.warning("model checkpoint %s is of another version; moved to %s, learning afresh", path, aside)
-            return cls(config)
+            return cls(config) if start is None else cls.start_from(start, config)
         model: ChurnModel = payload["model"]
         model.config = config
         return model
+
+    @classmethod
+    def start_from(cls, path: Path, config: ModelConfig) -> ChurnModel:
+        """A model saved by ``churnwatch backtest --save-model`` (or a worker's checkpoint) to start from.
+
+        Why: a deployment that starts with a new model is blind for months
+        (the gate opens a horizon after the model has warmed up, at the
+        earliest), while the warehouse holds years of the same events. The
+        model carries its gate's window of out-of-time scores, so it speaks at
+        once where the history earned it, and it keeps learning. Unlike a
+        checkpoint of another version, a start that cannot be read stops the
+        caller: it was asked for by name.
+        """
+        try:
+            payload = _read(path)
+        except OSError as exc:
+            raise ModelFileError(f"cannot read the starting model {path}: {exc.strerror}") from exc
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as exc:
+            raise ModelFileError(f"{path} is not a churnwatch model file ({type(exc).__name__})") from exc
+        if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+            version = payload.get("version") if isinstance(payload, dict) else "?"
+            raise ModelFileError(f"the starting model {path} is of version {version}, this churnwatch reads "
+                             f"{CHECKPOINT_VERSION}: save it again with this version's backtest")
+        model: ChurnModel = payload["model"]
+        model.config = config
+        model._refresh()  # the gate as this config judges it (the floor, the confidence)
+        log.info("model started from %s: %d labels, learned until %s, gate %s", path, model.labels.total(),
+                 model.summary()["learned_until"], "open" if model.gate_open else "shut")
+        return model
+
+
+def _read(path: Path) -> Any:
+    with path.open("rb") as source:
+        return pickle.load(source)  # our own file, written by save()
 
 
 def _rounded(value: float | None) -> float | None:

@@ -189,8 +189,9 @@ def replay_lines(
     until: datetime | None = None,
     future_reference: datetime | None = None,
     on_score: Callable[[ScoreLine], None] | None = None,
+    model: ChurnModel | None = None,
 ) -> ReplaySummary:
-    run = Replay(config, on_alert, future_reference, on_score=on_score)
+    run = Replay(config, on_alert, future_reference, model=model, on_score=on_score)
     for line in lines:
         if line.strip():
             run.feed(line)

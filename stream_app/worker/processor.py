@@ -71,7 +71,7 @@ class Processor:
         self.app = app
         self.settings = settings
         # One model for the group: every worker learns every label, from the labels topic.
-        self.model = ChurnModel.load(settings.model_file, rules.model)
+        self.model = ChurnModel.load(settings.model_file, rules.model, settings.model_start)
         self.metrics = Metrics()
         self.outcomes_config = rules.outcomes
         self.scoreboard = Scoreboard.load(settings.scoreboard_file)

@@ -12,7 +12,7 @@ make the model speak on a small simulated base.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from churnwatch.dev.embedded_broker import free_port
 from churnwatch.dev.worker_process import WorkerProcess
 from churnwatch.kafka.reader import collect, follow
 from churnwatch.kafka.topics import ensure_topics
+from churnwatch.model import ChurnModel
 from churnwatch.offline.replay import Replay
 from churnwatch.offline.simulator import simulate
 from churnwatch.rules.config import load_rules
@@ -73,19 +74,53 @@ def model_alerts(alerts: list[Alert]) -> set[tuple[str, str]]:
 
 
 def test_two_workers_send_the_model_alerts_of_the_replay(broker: Broker, tmp_path: Path) -> None:
-    rules_file = tmp_path / "rules.toml"
-    rules_file.write_text(RULES)
-    first = make_settings(broker, tmp_path / "one", rules_file=rules_file)
-    second = first.model_copy(update={"data_dir": tmp_path / "two", "web_port": free_port()})
     raw, _ = simulate(40, 120, seed=3)
+    replayed, expected = live_against_the_replay(broker, tmp_path, raw)
+    assert len(expected) >= 10, "the model must speak for the test to show anything"
+
+
+def test_workers_started_from_a_backtests_model_send_its_model_alerts_from_the_first_week(
+        broker: Broker, tmp_path: Path) -> None:
+    """The deployment path (docs/model.md): the history's model saved, every worker started from it
+    (``CHURNWATCH_MODEL_START``), the replay of what follows started from it too."""
+    raw, _ = simulate(40, 240, seed=3)
+    split = datetime(2026, 5, 31, tzinfo=UTC)  # the simulator's usage starts 2026-01-01
+    config = load_rules(rules_file(tmp_path))
+    history = Replay(config, lambda alert: None)
+    for event in sorted((e for e in raw if e.occurred_at < split), key=lambda e: e.occurred_at):
+        history.feed_event(event)
+    history.finish()
+    start = tmp_path / "start.pkl"
+    history.model.save(start)
+    replayed, expected = live_against_the_replay(broker, tmp_path, [e for e in raw if e.occurred_at >= split],
+                                                 start)
+    firing = sorted(a.triggered_at for a in replayed if a.rule == RuleName.MODEL_RISK and a.sequence == 0)
+    assert firing and firing[0] < split + timedelta(days=14), firing[:3]  # not a horizon after warming up
+
+
+def rules_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    return path
+
+
+def live_against_the_replay(broker: Broker, tmp_path: Path, raw: list[Event],
+                            start: Path | None = None) -> tuple[list[Alert], set[tuple[str, str]]]:
+    """Two workers (started from the model saved at ``start``, if given) on ``raw`` published before they
+    start, against its replay: the same ``model_risk`` alerts, and nothing more. Returns the replay's
+    alerts and its model alert changes."""
+    first = make_settings(broker, tmp_path / "one", rules_file=rules_file(tmp_path), model_start=start)
+    second = first.model_copy(update={"data_dir": tmp_path / "two", "web_port": free_port()})
     events = fenced(sorted(raw, key=lambda e: e.occurred_at), first.partitions)
     replayed: list[Alert] = []
-    replay = Replay(load_rules(rules_file), replayed.append)
+    config = load_rules(first.rules_file)
+    replay = Replay(config, replayed.append,
+                    model=None if start is None else ChurnModel.start_from(start, config.model))
     for event in events:
         replay.feed_event(event)
     replay.finish()
     expected = model_alerts(replayed)
-    assert len(expected) >= 10, "the model must speak for the test to show anything"
+    assert expected, "the model must speak for the test to show anything"
     asyncio.run(ensure_topics(first))
     # Published before the workers start: the same input. (Published while they run, a partition the
     # publisher has not reached yet looks caught up, the workers' clocks pass it, and its events come
@@ -110,3 +145,4 @@ def test_two_workers_send_the_model_alerts_of_the_replay(broker: Broker, tmp_pat
 
     assert sent == expected, (f"only live: {described(sent - expected, received)}\n"
                               f"only the replay: {described(expected - sent, replayed)}")
+    return replayed, expected

@@ -25,6 +25,7 @@ from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.events import Event
 from churnwatch.schemas.intake import Rejection, validate_event
 from churnwatch.offline.backtest.warehouse import ImportReport
+from churnwatch.model import ChurnModel
 from churnwatch.model.ranking import WeeklyRanking
 from churnwatch.offline.replay import Replay, ReplaySummary
 from churnwatch.offline.scorecard import RuleScore, Scorecard, churn_times, rule_rows, score_alerts, score_openings
@@ -96,8 +97,10 @@ def run_backtest(
     end: datetime | None = None,
     on_day: Callable[[datetime], None] | None = None,
     report: ImportReport | None = None,
+    model: ChurnModel | None = None,
 ) -> Backtest:
-    """Replay ``events`` (time-ordered), then score; ``start``/``end`` bound the judged period."""
+    """Replay ``events`` (time-ordered), then score; ``start``/``end`` bound the judged period; ``model``: the
+    one to start from and leave learned (a new one if None)."""
     began = time.perf_counter()
     alerts: list[Alert] = []
     snapshots: list[SnapshotScore] = []
@@ -106,7 +109,7 @@ def run_backtest(
         snapshots.append(SnapshotScore(example.customer_id, example.taken_at, example.probability,
                                        example.label, example.observation))
 
-    replay = Replay(config, alerts.append, on_labelled=labelled)
+    replay = Replay(config, alerts.append, model=model, on_labelled=labelled)
     first: datetime | None = None
     shown_day = None
     for event in events:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from churnwatch.rules import RulesConfig
 from churnwatch.schemas.events import Event
+from churnwatch.model import ChurnModel
 from churnwatch.offline.backtest.chart import draw
 from churnwatch.offline.backtest.reference import offline_reference
 from churnwatch.offline.backtest.run import (
@@ -63,7 +64,7 @@ class Outcome:
 
 
 def run_session(source: Source, config: RulesConfig, out: Path, start: datetime | None = None,
-                reference: bool = True, console: Console | None = None) -> Outcome:
+                reference: bool = True, console: Console | None = None, model: ChurnModel | None = None) -> Outcome:
     """Replay with a progress bar, judge, and write alerts, snapshots, report.json and the chart to ``out``."""
     console = console or Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ def run_session(source: Source, config: RulesConfig, out: Path, start: datetime 
             events = export.events(read)
             truth, report, end = export.truth, export.report, source.end or export.report.end
         backtest = run_backtest(source.name, events, truth, config, start, end,
-                                _day_progress(progress, reading, source.name, end), report)
+                                _day_progress(progress, reading, source.name, end), report, model)
         backtest.rejected_lines = rejected
         progress.add_task("judging", total=None)
         judged_reference = offline_reference(backtest.snapshots) if reference else None

@@ -441,3 +441,16 @@ def test_a_lucky_window_of_few_churners_does_not_open_the_gate() -> None:
         crossed += value >= 0.6
         bound_crossed += auc_lower_bound(value, auc.positives, auc.negatives, 0.95) >= 0.6
     assert crossed >= 10 and bound_crossed == 0
+
+
+def test_a_workers_own_checkpoint_comes_before_its_starting_model(tmp_path: Path) -> None:
+    """After a restart the checkpoint holds what the worker learned live since it started from the file."""
+    start, checkpoint = tmp_path / "start.pkl", tmp_path / "worker.pkl"
+    trained(500).save(start)
+    config = ModelConfig(learning_rate=0.01, min_labels=200)
+    started = ChurnModel.load(checkpoint, config, start)
+    assert started.labels.total() == 500 and started.config is config
+    started.learn(Labelled("c", 10_000, _observation(random.Random(3), True), started.feature_set.id, None, 1))
+    started.save(checkpoint)
+    assert ChurnModel.load(checkpoint, config, start).labels.total() == 501
+    assert ChurnModel.load(tmp_path / "none.pkl", config).labels.total() == 0  # no start: a new model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from churnwatch.rules import RulesConfig
 from churnwatch.offline.backtest.run import budget_curve, lift_by_decile, run_backtest
 from churnwatch.offline.backtest.warehouse import Export
 from churnwatch.cli import main
+from churnwatch.offline.simulator import simulate, write_simulation
+from churnwatch.schemas.alert import Alert, RuleName
 from tests.support.warehouse import write_export
 
 
@@ -64,3 +67,38 @@ def test_a_jsonl_event_file_with_its_truth_backtests_too(tmp_path: Path, capsys:
                  "--out", str(tmp_path / "out"), "--no-reference"]) == 0
     text = capsys.readouterr().out
     assert "s.jsonl:" in text and "any rule" in text and "offline reference" not in text
+
+
+def test_a_model_saved_by_a_backtest_speaks_from_the_first_week_of_what_follows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The deployment path: backtest the history, save its model, start from it (docs/model.md)."""
+    events, truth = simulate(300, 240, seed=3)
+    split = datetime(2026, 5, 31, tzinfo=UTC)  # the simulator's usage starts 2026-01-01
+    write_simulation(tmp_path / "history.jsonl", [e for e in events if e.occurred_at < split], truth)
+    write_simulation(tmp_path / "after.jsonl", [e for e in events if e.occurred_at >= split], truth)
+    saved = tmp_path / "start.pkl"
+    assert main(["backtest", "--jsonl", str(tmp_path / "history.jsonl"), "--truth",
+                 str(tmp_path / "history.truth.jsonl"), "--out", str(tmp_path / "bt"), "--no-reference",
+                 "--save-model", str(saved)]) == 0
+    assert f"CHURNWATCH_MODEL_START={saved}" in capsys.readouterr().out
+
+    def model_alerts(*start: str) -> list[datetime]:
+        out = tmp_path / "alerts.jsonl"
+        assert main(["replay", str(tmp_path / "after.jsonl"), "--out", str(out), *start]) == 0
+        alerts = [Alert.model_validate_json(line) for line in out.read_text().splitlines()]
+        return sorted(a.triggered_at for a in alerts if a.rule == RuleName.MODEL_RISK)
+
+    assert model_alerts() == []  # a new model is still warming up when the file ends
+    started = model_alerts("--model-start", str(saved))
+    assert started and started[0] < split + timedelta(days=14), started[:3]
+
+
+def test_a_starting_model_that_cannot_be_read_ends_the_command_in_one_line(tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    (tmp_path / "bad.pkl").write_bytes(b"not a model")
+    for path, says in ((tmp_path / "bad.pkl", "is not a churnwatch model file"),
+                       (tmp_path / "missing.pkl", "cannot read the starting model")):
+        with pytest.raises(SystemExit) as ended:
+            main(["replay", str(events), "--out", str(tmp_path / "a.jsonl"), "--model-start", str(path)])
+        assert says in str(ended.value.code)
