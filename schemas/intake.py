@@ -32,6 +32,13 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)[:MAX_ERROR_CHARS]
 
 
+def too_large(value: bytes | None, max_bytes: int | None) -> Rejection | None:
+    """A value over ``max_bytes``, refused unread (None: not too large, or no limit)."""
+    if max_bytes is not None and value is not None and len(value) > max_bytes:
+        return Rejection(RejectReason.TOO_LARGE, f"message of {len(value):,} bytes; at most {max_bytes:,} are read")
+    return None
+
+
 def validate_event(value: bytes | str | None) -> Event | Rejection:
     """Validate one JSON event (a message value or a line of an event file)."""
     if value is None:
@@ -56,8 +63,8 @@ def decode_event(key: bytes | None, value: bytes | None, max_bytes: int | None =
     A value over ``max_bytes`` is refused unread: no event needs that much,
     and parsing it would cost every other customer's latency.
     """
-    if max_bytes is not None and value is not None and len(value) > max_bytes:
-        return Rejection(RejectReason.TOO_LARGE, f"message of {len(value):,} bytes; at most {max_bytes:,} are read")
+    if (refused := too_large(value, max_bytes)) is not None:
+        return refused
     event = validate_event(value)
     if isinstance(event, Rejection):
         return event

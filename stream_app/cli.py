@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from churnwatch.rules.config import RulesFileError
+from churnwatch.dev.embedded_broker import BrokerError
 from churnwatch.offline.backtest.warehouse import LayoutError
 from churnwatch.settings import Settings, SettingsError, variable
 from churnwatch.version import product_version
@@ -94,12 +96,19 @@ def _broker(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from churnwatch.event_files import FileCheck, checked_lines
 
-    check = FileCheck()
-    with Path(args.file).open("rb") as lines:
-        for number, checked in checked_lines(lines):
+    check = FileCheck(shown=None) if args.all else FileCheck()
+    with _lines_of(args.file) as lines:
+        for number, checked in checked_lines(lines, Settings.from_env().max_message_bytes):
             check.count(number, checked)
     print(check.report("valid"))
     return 1 if check.rejected else 0
+
+
+def _lines_of(name: str) -> contextlib.AbstractContextManager[Any]:
+    """The file ``name`` to read lines of, or standard input for ``-``."""
+    if name == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)
+    return Path(name).open("rb")
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -121,7 +130,7 @@ def _publish(args: argparse.Namespace) -> int:
         task = progress.add_task(f"publishing {path.name}", total=path.stat().st_size)
 
         def checked() -> Iterator[Event | Rejection]:
-            for number, event in checked_lines(lines):
+            for number, event in checked_lines(lines, settings.max_message_bytes):
                 check.count(number, event)
                 progress.update(task, completed=lines.tell())
                 yield event
@@ -293,7 +302,8 @@ def parser() -> argparse.ArgumentParser:
                         description="Check every line of a file of events (one JSON event per line, any mix of "
                                     "types) with the worker's own validation; print the count per type and each "
                                     "rejected line's reason. Exit status 1 when a line is rejected.")
-    validate.add_argument("file", help="events, one JSON object per line")
+    validate.add_argument("file", help="events, one JSON object per line; - for standard input")
+    validate.add_argument("--all", action="store_true", help="show every rejected line, not the first 20")
     validate.set_defaults(run=_validate)
 
     publish = _command(commands, "publish", "publish a file of events to the input topics", fields=CLIENT_SETTINGS,
@@ -384,9 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, SettingsError) as exc:
         print(f"churnwatch: invalid settings: {exc}", file=sys.stderr)
         return 2
-    except (RulesFileError, LayoutError) as exc:
+    except (RulesFileError, LayoutError, BrokerError) as exc:
         print(f"churnwatch: {exc}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        print(f"churnwatch: {exc.filename or 'a file'}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`churnwatch validate FILE | head`): nothing more to tell it, and Python's own
+        # flush at exit must not fail on the closed pipe either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (KafkaConnectionError, TimeoutError) as exc:
         servers = getattr(args, "broker", None) or _bootstrap_servers()
         print(f"churnwatch: cannot reach the Kafka broker at {servers} ({type(exc).__name__}); is it running, "

@@ -14,24 +14,25 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from churnwatch.schemas.events import Event
-from churnwatch.schemas.intake import Rejection, validate_event
+from churnwatch.schemas.intake import Rejection, too_large, validate_event
 
 SHOWN_REJECTS = 20
 
 
 @dataclass
 class FileCheck:
-    """What a file held: valid events, and rejected lines by reason (the first few in full)."""
+    """What a file held: valid events, and rejected lines by reason (the first ``shown`` in full; None: all)."""
 
     valid: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    shown: int | None = SHOWN_REJECTS
 
     def count(self, line_number: int, checked: Event | Rejection) -> None:
         if isinstance(checked, Rejection):
             self.rejected[checked.reason.value] += 1
-            if len(self.examples) < SHOWN_REJECTS:
+            if self.shown is None or len(self.examples) < self.shown:
                 self.examples.append(f"line {line_number}: {checked.reason.value}: {checked.error}")
         else:
             self.valid += 1
@@ -50,8 +51,10 @@ class FileCheck:
         return "\n".join(lines)
 
 
-def checked_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, Event | Rejection]]:
-    """Each non-blank line, numbered from 1, as the worker's intake sees its message value."""
+def checked_lines(lines: Iterable[bytes], max_bytes: int | None = None) -> Iterator[tuple[int, Event | Rejection]]:
+    """Each non-blank line, numbered from 1, as the worker's intake sees its message value (``max_bytes``: the
+    worker's ``CHURNWATCH_MAX_MESSAGE_BYTES``, a longer line refused as ``too_large`` as the worker refuses it)."""
     for number, line in enumerate(lines, start=1):
         if line.strip():
-            yield number, validate_event(line)
+            value = line.rstrip(b"\r\n")
+            yield number, too_large(value, max_bytes) or validate_event(value)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +48,50 @@ def test_validate_counts_and_explains_each_rejected_line(tmp_path: Path, capsys:
                           "3 lines rejected (1 invalid_schema, 1 not_json, 1 unknown_type):\n")
     assert "  line 4: invalid_schema: " in out and "failure_reason is required" in out
     assert "  line 5: not_json: " in out and "  line 7: unknown_type: " in out
+
+
+def test_validate_refuses_a_line_over_the_workers_limit_and_shows_every_rejection_on_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CHURNWATCH_MAX_MESSAGE_BYTES", "2048")
+    big = {**GOOD[0], "event_id": "u-big", "feature": "x" * 4000}  # schema-valid, but over the limit
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join([json.dumps(big), *["{not json"] * 25]) + "\n")
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "  line 1: too_large: message of " in out and "at most 2,048 are read" in out
+    assert "  ... and 6 more" in out  # 26 rejected, 20 shown
+    assert main(["validate", "--all", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "  line 26: not_json" in out and "more" not in out
+
+
+def test_validate_reads_standard_input_for_a_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stdin", _file(tmp_path).open("r"))
+    assert main(["validate", "-"]) == 1
+    assert capsys.readouterr().out.startswith("3 events valid (1 payment, 2 usage)\n")
+
+
+@pytest.mark.parametrize("command", [["validate"], ["replay", "--out", "alerts.jsonl"]])
+def test_a_missing_file_or_a_directory_is_one_line_not_a_traceback(
+        tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, says in (("missing.jsonl", "No such file or directory"), (".", "Is a directory")):
+        assert main([*command, name]) == 2
+        err = capsys.readouterr().err
+        assert err == f"churnwatch: {name}: {says}\n"
+
+
+def test_a_reader_that_goes_away_ends_validate_quietly(tmp_path: Path) -> None:
+    """``churnwatch validate FILE | head -1``: no BrokenPipeError traceback."""
+    path = tmp_path / "events.jsonl"
+    path.write_text("{not json\n" * 5000)
+    pipeline = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m churnwatch validate --all {shlex.quote(str(path))} | head -1",
+        shell=True, capture_output=True, text=True, timeout=60)
+    assert pipeline.stdout == "0 events valid\n"
+    assert pipeline.stderr == ""
 
 
 def test_publish_sends_the_valid_lines_keyed_to_their_topics(broker: Broker, tmp_path: Path,
