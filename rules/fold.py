@@ -144,14 +144,38 @@ def _ticket(state: CustomerState, event: TicketEvent, at: int, config: RulesConf
     return update
 
 
+# Billing periods told by a term's own length in calendar days: monthly, quarterly, half-yearly, yearly.
+PERIOD_DAYS: tuple[tuple[int, range], ...] = ((1, range(28, 32)), (3, range(89, 93)), (6, range(181, 185)),
+                                              (12, range(365, 367)))
+
+
+def billing_months(event: SubscriptionEvent) -> int | None:
+    """The event's billing period: its own field, else, for a start or a renewal, the term its own dates span.
+
+    Why: ``billing_period_months`` came with schema_version 2, and many
+    billing systems send only the next renewal date. A subscription started
+    2025-07-01 that renews 2026-07-01 is annual whatever the field says by
+    its absence; taken as monthly, ``renewal_at_risk`` watched it 10 days
+    ahead instead of 90. A change mid-term (a plan change, a cancellation)
+    tells nothing of the period, nor does a span that is no usual term.
+    """
+    if event.billing_period_months is not None:
+        return event.billing_period_months
+    if event.renews_at is None or event.action not in (SubscriptionAction.STARTED, SubscriptionAction.RENEWED):
+        return None
+    days = (event.renews_at.date() - event.occurred_at.date()).days
+    return next((months for months, span in PERIOD_DAYS if days in span), None)
+
+
 def _subscription(
     state: CustomerState, event: SubscriptionEvent, at: int, config: RulesConfig
 ) -> dict[str, object]:
+    months = billing_months(event)
     incoming = Subscription(
         as_of=at, event_id=event.event_id, action=event.action.value, plan=event.plan,
         mrr=event.mrr, renews_at=to_seconds(event.renews_at) if event.renews_at else None,
         cancel_reason=event.cancel_reason.value if event.cancel_reason else None,
-        billing_period_months=event.billing_period_months,
+        billing_period_months=months,
     )
     current = state.subscription
     is_newest = current is None or (at, event.event_id) > (current.as_of, current.event_id)
@@ -199,7 +223,7 @@ def _commitment(current: Subscription | None, event: SubscriptionEvent, before: 
     can be told, and a fall counts as a downgrade.
     """
     previous = current.billing_period_months if current is not None else None
-    longer = event.billing_period_months
+    longer = billing_months(event)
     if previous is None or longer is None or longer <= previous:
         return False
     return before - event.mrr <= config.revenue_churn.commitment_max_discount * before

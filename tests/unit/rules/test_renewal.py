@@ -6,6 +6,7 @@ from datetime import datetime
 
 from churnwatch.rules import RulesConfig
 from churnwatch.rules.config import RenewalAtRiskConfig
+from churnwatch.rules.fold import billing_months
 from churnwatch.rules.renewal import lead_days
 from churnwatch.schemas.alert import Alert
 from churnwatch.schemas.events import SubscriptionEvent
@@ -80,3 +81,17 @@ def test_the_lead_is_that_of_the_longest_period_at_or_below_the_billing_period()
     assert [lead_days(config, months) for months in (1, 2, 3, 6, 11, 12, 24)] == [10, 10, 35, 35, 35, 90, 90]
     assert lead_days(RenewalAtRiskConfig(lead_days={"6": 45}), 3) is None  # no period that short: not watched
     assert config == RenewalAtRiskConfig(lead_days={"1": 10, "3": 30, "12": 90, "03": 35})  # parsed once, unchanged
+
+
+def test_a_term_without_its_billing_period_is_read_from_its_own_dates() -> None:
+    """A billing system that sends only the renewal date: a year from the start is an annual contract."""
+    no_field = subscription(day(0), 400.0, "started", plan="annual", renews_at=day(365))
+    assert no_field.billing_period_months is None
+    events = [no_field, *_busy(0, 260), *_busy(260, 300)[::8]]
+    fired = _renewal(run(events, ON, until=day(300)))[0]
+    assert fired.triggered_at.date() == day(275).date()  # 90 days ahead, as for billing_period_months = 12
+    assert "The 12-month subscription renews on 2027-01-01" in fired.reasons[0]
+    for action, renews, months in (("started", day(31), 1), ("renewed", day(91), 3), ("started", day(200), None),
+                                   ("plan_changed", day(365), None)):
+        event = subscription(day(0), 50.0, action, renews_at=renews)
+        assert billing_months(event) == months, (action, renews)
