@@ -31,13 +31,16 @@ class CustomerLookup:
     """Answers for the customers this worker holds, and knows who holds the others."""
 
     def __init__(self, state: Callable[[str], CustomerState | None], model: ChurnModel, partitions: int,
-                 changelog: Callable[[], str], holders: Callable[[], Holders]) -> None:
-        """``changelog``: the state table's changelog topic name; ``holders``: who holds its partitions now."""
+                 changelog: Callable[[], str], holders: Callable[[], Holders],
+                 now: Callable[[], int | None] = lambda: None) -> None:
+        """``changelog``: the state table's changelog topic name; ``holders``: who holds its partitions now;
+        ``now``: the worker's clock in seconds (wall time, or the event clock's last sweep; None: not known yet)."""
         self.state = state
         self.model = model
         self.partitions = partitions
         self.changelog = changelog
         self.holders = holders
+        self.now = now
 
     def owner(self, customer_id: str) -> str | None:
         """The URL of the worker that holds this customer's partition, if known."""
@@ -49,15 +52,24 @@ class CustomerLookup:
         return None
 
     def summary(self, customer_id: str) -> dict[str, object] | None:
+        """The customer as of the worker's clock (``as_of``), not as of their last event.
+
+        Why: a customer silent for seven weeks is the one a support rep most
+        needs to see as such; as of their last event they read as active
+        then. Before the clock is known (no sweep yet), as of the last event.
+        """
         state = self.state(customer_id)
         if state is None:
             return None
         risk = state.risk
-        observation = observe(state, state.last_event_at)
+        clock = self.now()
+        as_of = state.last_event_at if clock is None else max(clock, state.last_event_at)
+        observation = observe(state, as_of)
         values = {name: round(value, 4) for name, value in inputs(observation, self.model.feature_set).items()}
         ready = self.model.ready
         return {
             "customer_id": customer_id,
+            "as_of": iso(as_of),
             "first_seen_at": iso(state.first_seen_at),
             "last_event_at": iso(state.last_event_at),
             "last_login_at": iso(state.last_login_at),
@@ -67,8 +79,8 @@ class CustomerLookup:
             "features": plain_features(observation),
             "model_inputs": values,
             "risk": {
-                # Scored now, from what was known at the customer's last event; none before the model has
-                # passed its gate (a guess would read like a verdict).
+                # Scored now, as of ``as_of``; none before the model has passed its gate (a guess would read
+                # like a verdict).
                 "probability": round(self.model.score(observation).probability, 4) if ready else None,
                 "model_ready": ready,
                 "assessed": None if risk is None else risk.assessed,

@@ -110,7 +110,7 @@ class Processor:
         self._sweep_when_ticked = False
         self.lookup = CustomerLookup(self.states.get, self.model, settings.partitions,
                                      self.table.changelog_topic.get_topic_name,
-                                     lambda: self.app.router.table_metadata(STATE_TABLE))
+                                     lambda: self.app.router.table_metadata(STATE_TABLE), self._clock_time)
 
     async def handle(self, message_event: EventT[bytes], decoded: Event | SweepTick | Rejection | None = None,
                      late: bool = False) -> None:
@@ -241,6 +241,12 @@ class Processor:
         if summary["labels"] != self._labels_logged:  # said when it changed, not every minute
             self._labels_logged = summary["labels"]
             log.info("model checkpoint: %d labels, ROC AUC %s", summary["labels"], summary["roc_auc"])
+
+    def _clock_time(self) -> int | None:
+        """The time a lookup answers as of: wall time, or on the event clock the time the last sweep judged at."""
+        if self.settings.clock == "wall":
+            return to_seconds(datetime.now(UTC))
+        return self.sweeper.swept_to
 
     async def announce(self) -> None:
         """One line at start with the settings in force (secrets hidden), so a log says what ran."""

@@ -109,6 +109,7 @@ class Sweeper:
         self.waiting: dict[str, tuple[int, int]] = {}  # customer -> (partition, oldest snapshot waiting)
         self.covers = covers
         self._waiting_since: float | None = None  # since when the clock has held the sweep back
+        self.swept_to: int | None = None  # the time the last sweep judged at (seconds)
         self._last_said = 0.0
 
     def read(self, topic: str, partition: int, offset: int) -> None:
@@ -148,6 +149,7 @@ class Sweeper:
         if not owned:
             return
         self.metrics.sweep_time.set(now.timestamp())
+        self.swept_to = to_seconds(now)
         # Entries of partitions we no longer own are dropped: their new owner
         # rebuilt its own index from the changelog when it took them over.
         due = self.index.pop_due(to_seconds(now), self.settings.sweep_batch)

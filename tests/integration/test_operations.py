@@ -130,6 +130,7 @@ def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settin
     assert summary["last_login_at"].startswith(day(1).date().isoformat())
     assert [e["rule"] for e in summary["open_episodes"]] == ["payment_failure"]
     assert summary["features"]["unpaid_failures"] > 0
+    assert summary["as_of"] >= summary["last_event_at"]  # the worker's clock, never before the customer's last event
     status, body = http_get(settings, "/customers/nobody-here")
     assert status == 404 and b"nobody-here" in body
 

@@ -8,15 +8,16 @@ from churnwatch.http.lookup import CustomerLookup, partition_of
 from churnwatch.model import ChurnModel
 from churnwatch.offline.replay import Replay
 from churnwatch.rules import RulesConfig
+from churnwatch.rules.clock_math import to_seconds
 from churnwatch.testing.events import day, failed, login
 
 
-def _lookup(holders: dict[str, dict[str, list[int]]] | None = None) -> CustomerLookup:
+def _lookup(holders: dict[str, dict[str, list[int]]] | None = None, now: int | None = None) -> CustomerLookup:
     replay = Replay(RulesConfig(), lambda alert: None)
     replay.feed_event(login(day(1), "acme"))
     replay.feed_event(failed(day(2), "card_expired", customer="acme"))
     return CustomerLookup(replay.states.get, ChurnModel(RulesConfig().model), 4, lambda: "state-changelog",
-                          lambda: holders or {})
+                          lambda: holders or {}, lambda: now)
 
 
 def test_a_known_customer_is_summed_up_with_its_open_episodes() -> None:
@@ -28,8 +29,8 @@ def test_a_known_customer_is_summed_up_with_its_open_episodes() -> None:
 
 
 def test_features_read_in_plain_units_beside_the_models_inputs() -> None:
-    summary = _lookup().summary("acme")
-    assert summary is not None
+    summary = _lookup().summary("acme")  # no clock known yet: as of the last event
+    assert summary is not None and summary["as_of"] == day(2).isoformat().replace("+00:00", "Z")
     features, inputs = summary["features"], summary["model_inputs"]
     # Seen on day 1 and 2: one day of tenure at its last event, one login, one unpaid failure.
     assert features["tenure_days"] == 1.0 and features["unpaid_failures"] == 1  # type: ignore[index]
@@ -46,3 +47,15 @@ def test_an_unknown_customer_has_no_summary_and_its_owner_is_the_holder_of_its_p
     assert lookup.summary("nobody") is None
     assert lookup.owner("nobody") == "http://w2:6066"
     assert _lookup().owner("nobody") is None  # nobody holds it (yet)
+
+
+def test_a_silent_customer_reads_as_silent_now_not_as_of_their_last_event() -> None:
+    """Looked up with the worker's clock at day 51: seven weeks without a login, not one day."""
+    summary = _lookup(now=to_seconds(day(51))).summary("acme")
+    assert summary is not None and summary["as_of"] == day(51).isoformat().replace("+00:00", "Z")
+    features = summary["features"]
+    assert features["days_since_login"] == 50.0 and features["tenure_days"] == 50.0  # type: ignore[index]
+    assert features["active_days_28"] == 0  # type: ignore[index]
+    # A clock behind the customer's last event (a partition read ahead) does not take the answer back.
+    earlier = _lookup(now=to_seconds(day(1))).summary("acme")
+    assert earlier is not None and earlier["features"]["days_since_login"] == 1.0  # type: ignore[index]
