@@ -259,10 +259,28 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The demo, stopped with its broker and worker on Ctrl-C, SIGTERM or SIGHUP (``timeout``, a CI limit, a
+    closed terminal): the children run in sessions of their own, so only the demo can stop them."""
     from churnwatch.dev.demo import run_demo
 
-    return run_demo(bootstrap=args.broker, customers=args.customers, days=args.days, speed=args.speed,
-                    seed=args.seed, timeout_s=args.timeout)
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+    try:
+        return run_demo(bootstrap=args.broker, customers=args.customers, days=args.days, speed=args.speed,
+                        seed=args.seed, timeout_s=args.timeout)
+    except KeyboardInterrupt:
+        signum = received[0] if received else signal.SIGINT
+        # The publisher's tasks, cut short, are collected after this: their "destroyed but pending" is no news.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        print(f"churnwatch: demo stopped ({signal.Signals(signum).name}); its broker and worker are stopped",
+              file=sys.stderr)
+        return 128 + signum
 
 
 def settings_help(fields: tuple[str, ...] | None = None) -> str:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import struct
 import tempfile
 from pathlib import Path
+from types import TracebackType
 
 from pydantic import TypeAdapter
 
@@ -106,7 +108,9 @@ class EmbeddedBroker(ChildProcess):
         startup_timeout_s: float = 30.0,
         log_path: Path | None = None,
     ) -> None:
-        super().__init__(log_path or Path(tempfile.mkdtemp(prefix="churnwatch-broker-")) / "tansu.log")
+        # A folder of our own for the log when none is given: removed when the broker stops.
+        self._own_folder = None if log_path else Path(tempfile.mkdtemp(prefix="churnwatch-broker-"))
+        super().__init__(log_path or self._own_folder / "tansu.log")  # type: ignore[operator]
         self.host = host
         self.port = port or free_port(host)
         self.startup_timeout_s = startup_timeout_s
@@ -129,9 +133,20 @@ class EmbeddedBroker(ChildProcess):
         ]
         self.spawn(argv, env)
         failed = self.started_within(lambda: kafka_answers(self.host, self.port), self.startup_timeout_s)
-        if failed:
+        if failed:  # stopped, and its log's tail in the message
+            self._remove_folder()
             raise BrokerError(f"the embedded broker {failed}")
         return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        super().__exit__(exc_type, exc, tb)
+        self._remove_folder()
+
+    def _remove_folder(self) -> None:
+        """The folder made for the log, if we made it: each start left one in the temp directory."""
+        if self._own_folder is not None:
+            shutil.rmtree(self._own_folder, ignore_errors=True)
 
 
 def tuned_for_broker(settings: Settings, broker_cluster_id: str | None,
