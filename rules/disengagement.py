@@ -12,6 +12,7 @@ from churnwatch.rules.clock_math import DAY, day_of, iso, iso_date
 from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState
+from churnwatch.rules.wording import counted
 from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import UsageEvent
 
@@ -65,7 +66,7 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
         opening_key=f"silent-since:{since}",
         reasons=(
             f"{what} down {drop:.0%} month over month ({previous} -> {current})",
-            f"No login for {days:.0f} days ({login})",
+            f"No login for {counted(days, 'day')} ({login})",
         ),
         recommended_action=(
             "Contact within 24 h with a dedicated advisor: the customer has been gone a month."

@@ -27,6 +27,7 @@ from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.fold import first_kept_day
 from churnwatch.rules.state import CustomerState
+from churnwatch.rules.wording import counted
 from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import UsageEvent
 
@@ -70,10 +71,10 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
     assert state.started_at is not None
     share = active / days
     what = "used " + ", ".join(rule.key_events) if rule.key_events else "active"
-    reasons = [f"{what.capitalize()} on {active} of the {days} days since the subscription started on "
+    reasons = [f"{what.capitalize()} on {active} of the {counted(days, 'day')} since the subscription started on "
                f"{iso_date(state.started_at)} ({share:.0%}; onboarding floor {rule.min_active_share:.0%})"]
     if events < rule.min_key_events:
-        reasons.append(f"{events} key events so far, fewer than the {rule.min_key_events} expected by now")
+        reasons.append(f"{counted(events, 'key event')} so far, fewer than the {rule.min_key_events} expected by now")
     return Condition(
         severity=rule.severity.raised() if active == 0 else rule.severity,
         # The day it stalled too: activation that caught up and stalled again is a new episode, with its own id.

@@ -11,6 +11,7 @@ from churnwatch.rules.clock_math import DAY, iso, iso_date
 from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState, Failure
+from churnwatch.rules.wording import counted
 from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import PaymentEvent
 
@@ -48,7 +49,7 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
         severity=severity,
         opening_key=unpaid[0].event_id,
         reasons=(
-            f"{count} failed payment{'s' if count != 1 else ''} in {rule.window_days} days"
+            f"{counted(count, 'failed payment')} in {counted(rule.window_days, 'day')}"
             " with no successful payment since",
             f"Last failure on {iso_date(last.at)}: {last.reason} (invoice {last.invoice_id}, {last.amount:.2f})",
         ),
@@ -82,7 +83,7 @@ def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | Non
 def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
     if state.last_payment_success_at is not None and not unpaid_failures(state):
         return f"A payment succeeded on {iso_date(state.last_payment_success_at)}"
-    return f"No payment news for {config.payment_failure.max_episode_days} days; episode closed"
+    return f"No payment news for {counted(config.payment_failure.max_episode_days, 'day')}; episode closed"
 
 
 RULE = Rule(

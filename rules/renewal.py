@@ -25,6 +25,7 @@ from churnwatch.rules.config import RenewalAtRiskConfig, RulesConfig
 from churnwatch.rules.fold import first_kept_day
 from churnwatch.rules.model_risk import budget_shares
 from churnwatch.rules.state import CustomerState
+from churnwatch.rules.wording import counted
 from churnwatch.schemas.alert import RuleName
 from churnwatch.schemas.events import UsageEvent
 
@@ -126,7 +127,7 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
         severity=rule.severity.raised() if len(signs) >= 2 else rule.severity,
         opening_key=f"renewal:{renews_at}",
         reasons=(
-            f"The {term} subscription renews on {iso_date(renews_at)}, in {days_left:.0f} days "
+            f"The {term} subscription renews on {iso_date(renews_at)}, in {counted(days_left, 'day')} "
             f"(MRR {mrr:.2f}; {mrr * months:.2f} for the term)",
             "Weak: " + "; ".join(signs) if signs else "No weak sign any more, but the renewal is still ahead",
         ),

@@ -6,6 +6,7 @@ from churnwatch.rules.clock_math import DAY, iso, iso_date
 from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState, Downgrade
+from churnwatch.rules.wording import counted
 from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import SubscriptionEvent
 
@@ -52,7 +53,7 @@ def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | Non
 def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
     if _recent(state, now, config):
         return f"MRR recovered to {state.mrr:.2f}"
-    return f"No further downgrade in {config.revenue_churn.window_days} days"
+    return f"No further downgrade in {counted(config.revenue_churn.window_days, 'day')}"
 
 
 RULE = Rule(

@@ -11,6 +11,7 @@ from churnwatch.rules.clock_math import DAY
 from churnwatch.rules.condition import Condition, Rule
 from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.state import CustomerState, TicketOpened
+from churnwatch.rules.wording import counted
 from churnwatch.schemas.alert import RuleName, Severity
 from churnwatch.schemas.events import TicketEvent
 
@@ -30,13 +31,13 @@ def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition 
     reasons: list[str] = []
     triggers: list[str] = []  # event ids that made a condition hold
     if len(opened) >= rule.min_tickets:
-        reasons.append(f"{len(opened)} tickets opened in {rule.window_days} days")
+        reasons.append(f"{counted(len(opened), 'ticket')} opened in {counted(rule.window_days, 'day')}")
         triggers.append(opened[-1].event_id)
     if urgent:
         reasons.append(f"Urgent ticket {urgent[-1].ticket_id} is open")
         triggers.append(urgent[-1].event_id)
     if mean_sentiment is not None and mean_sentiment <= rule.negative_sentiment:
-        reasons.append(f"Mean ticket sentiment {mean_sentiment:+.2f} over {len(sentiments)} messages")
+        reasons.append(f"Mean ticket sentiment {mean_sentiment:+.2f} over {counted(len(sentiments), 'message')}")
         triggers.append(sentiments[-1].event_id)
     if cancel:
         reasons.append(f"Cancellation requested in ticket {cancel[-1].ticket_id}")
@@ -78,7 +79,7 @@ def next_check(state: CustomerState, now: int, config: RulesConfig) -> int | Non
 
 def resolution(state: CustomerState, now: int, config: RulesConfig) -> str:
     return (
-        f"No support distress signal in the last {config.support_distress.window_days} days"
+        f"No support distress signal in the last {counted(config.support_distress.window_days, 'day')}"
         " (tickets closed or aged out)"
     )
 
