@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from churnwatch.cli import main
 from churnwatch.dev.worker_process import settings_env
 from churnwatch.kafka.reader import collect
+from churnwatch.kafka.topics import ensure_topics
 from tests.support.brokers import Broker
 from tests.support.worker import make_settings
 
@@ -106,3 +108,19 @@ def test_publish_sends_the_valid_lines_keyed_to_their_topics(broker: Broker, tmp
     payments = asyncio.run(collect(settings.bootstrap_servers, settings.topic_payments, lambda rs: len(rs) >= 1, 30))
     assert sorted((r.key, json.loads(r.value)["event_id"]) for r in usage) == [(b"acme", "u-1"), (b"globex", "u-2")]
     assert [(r.key, json.loads(r.value)["event_id"]) for r in payments] == [(b"acme", "p-1")]
+
+
+def test_the_publishing_docs_python_sample_runs_as_written(broker: Broker, tmp_path: Path) -> None:
+    """docs/publishing.md's sample, taken from the page and run as a script: the payment reaches its topic."""
+    page = (Path(__file__).parents[2] / "docs" / "publishing.md").read_text()
+    samples = [block.split("```", 1)[0] for block in page.split("```python\n")[1:]]
+    assert len(samples) == 1, "one Python sample on the page"
+    script = tmp_path / "publish_sample.py"
+    script.write_text(samples[0])
+    settings = make_settings(broker, tmp_path / "data")
+    asyncio.run(ensure_topics(settings))  # as a running worker has: it creates its topics at start
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, **settings_env(settings)})
+    assert ran.returncode == 0, ran.stderr
+    got = asyncio.run(collect(settings.bootstrap_servers, settings.topic_payments, lambda rs: len(rs) >= 1, 30))
+    assert [(r.key, json.loads(r.value)["event_id"]) for r in got] == [(b"acme", "pay-8812")]
