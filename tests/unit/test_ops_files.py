@@ -151,7 +151,11 @@ def test_the_compose_stack_is_complete() -> None:
     assert worker["build"] == "." and worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert "readyz" in " ".join(worker["healthcheck"]["test"])
     assert worker["environment"]["CHURNWATCH_PARTITIONS"] == topics["environment"]["PARTITIONS"]
-    assert "ports" not in worker  # scaled replicas would clash; Prometheus finds them by DNS
+    # A range, so scaled replicas do not clash (Prometheus finds them by DNS); loopback only.
+    assert worker["ports"] == ["127.0.0.1:6066-6075:6066"]
+    assert kafka["ports"] == ["127.0.0.1:9092:9094"]  # the HOST listener, for kcat and publishers on the host
+    advertised = dict(part.split("://") for part in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    assert advertised == {"PLAINTEXT": "kafka:9092", "HOST": "127.0.0.1:9092"}
     assert worker["volumes"] == ["/data"]  # anonymous: one per replica, never shared
     for name in ("prometheus", "alertmanager", "grafana"):
         service = services[name]
@@ -209,7 +213,9 @@ def test_the_compose_kafka_runs_the_settings_the_kafka_tests_run() -> None:
     def names(listeners: str) -> list[str]:
         return sorted(part.split("://")[0] for part in listeners.split(","))
 
-    assert names(composed["listeners"]) == names(tested["listeners"])
+    # The compose stack adds one listener of the same protocol for clients on the host.
+    assert names(composed["listeners"]) == sorted([*names(tested["listeners"]), "HOST"])
     assert sorted(composed["listener.security.protocol.map"].split(",")) == \
-        sorted(tested["listener.security.protocol.map"].split(","))
+        sorted([*tested["listener.security.protocol.map"].split(","), "HOST:PLAINTEXT"])
+    assert composed["inter.broker.listener.name"] == tested["inter.broker.listener.name"]
     assert composed["controller.quorum.voters"].split("@")[0] == tested["controller.quorum.voters"].split("@")[0]
