@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --progre
 QUIX_VENV ?= .quix-venv
 QUIX_STAMP := $(QUIX_VENV)/.installed
 
-.PHONY: demo test test-kafka kafka-jars chaos chaos-short bench bench-restart quix-venv profile soak eval audit install lock clean
+.PHONY: demo test lint test-kafka kafka-jars chaos chaos-short bench bench-restart quix-venv profile soak eval audit install lock clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# pyflakes, pycodestyle and bugbear over the whole tree (pyproject.toml's [tool.ruff]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The tests that talk to a broker, again on Apache Kafka itself (its jars from
 # Maven Central, once, about 43 MB into .kafka/lib; needs a JDK 17+ and Maven),

@@ -338,7 +338,8 @@ async def _alert_arrivals(settings: Settings, received: dict[str, float], stop: 
         await consumer.stop()
 
 
-def alert_latency(settings: Settings, rate: float, env: dict[str, str], seconds: float = 20.0) -> tuple[float, float, int]:
+def alert_latency(settings: Settings, rate: float, env: dict[str, str],
+                  seconds: float = 20.0) -> tuple[float, float, int]:
     """Event-to-alert latency (p50, p99 seconds, samples) for payment failures at a steady offered load."""
     asyncio.run(ensure_topics(settings))
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -120,7 +119,8 @@ class Outcome:
         how = "backlog" if plan.backlog else f"{plan.speed:g} days/s"
         return (f"chaos ({plan.broker}, {plan.store}, {how}): {self.events} events, {plan.workers} workers, "
                 f"{self.kills} kills, broker stopped {self.broker_paused_s:.0f} s; alerts: {self.expected} "
-                f"expected ({self.expected_model} model_risk), {len(self.missing)} missing, {len(self.extra)} extra, {len(self.unlike)} unlike the "
+                f"expected ({self.expected_model} model_risk), {len(self.missing)} missing, {len(self.extra)} extra, "
+                f"{len(self.unlike)} unlike the "
                 f"replay's, {self.repeats} repeats "
                 f"({len(self.repeats_unlike)} unlike the first); states: {self.customers} customers, "
                 f"{len(self.states_unlike)} unlike the replay's; labels: {self.labels} expected, "
@@ -455,7 +455,8 @@ def run_chaos(plan: Plan, directory: Path, say: Say = print, given: GivenBroker 
 
             asyncio.run(live())
             say(f"published; {crew.kills} kills; reading back")
-            alerts, got, labels = asyncio.run(_read_back(settings, {alert_key(a) for a in expected}, plan.settle_s, say))
+            wanted = {alert_key(a) for a in expected}
+            alerts, got, labels = asyncio.run(_read_back(settings, wanted, plan.settle_s, say))
             dead = crew.dead()
             if dead:
                 outcome.problems.append(f"workers {dead} died")
@@ -515,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tempfile.mkdtemp(prefix="churnwatch-chaos-", dir=args.keep))
         stamp = time.monotonic()
 
-        def say(text: str) -> None:
+        def say(text: str, stamp: float = stamp) -> None:  # this run's start
             print(f"[{time.monotonic() - stamp:6.1f}s] {text}", file=sys.stderr, flush=True)
 
         outcome = run_chaos(this, folder, say)

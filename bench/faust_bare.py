@@ -9,8 +9,8 @@ customer id, as a stateful agent must), ``BENCH_TAKE`` (optional, a number: read
 batches of up to that many with Faust's ``take``, as the fastest way of using Faust there is; with
 the table, one write per customer per batch, as the peer coalesces) and ``BENCH_COUNT_FILE``
 (optional: where to write the messages read so far, every 1,000, for ``bench.profile``), ``BENCH_STORE``
-(optional: another table store, e.g. ``rocksdb://``, which Faust runs on rocksdict) and ``BENCH_READY`` (optional: a file written
-once the table is restored, for ``bench.restart``). It uses the worker's Faust settings,
+(optional: another table store, e.g. ``rocksdb://``, which Faust runs on rocksdict) and ``BENCH_READY``
+(optional: a file written once the table is restored, for ``bench.restart``). It uses the worker's Faust settings,
 so the only difference from ``churnwatch worker`` is the work done per message.
 """
 

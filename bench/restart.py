@@ -52,7 +52,8 @@ async def fill_changelog(settings: Settings, customers: int, templates: list[Cus
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(changelog_topic(settings, table), settings.partitions, settings.replication_factor,
+        await admin.create_topics([NewTopic(changelog_topic(settings, table), settings.partitions,
+                                            settings.replication_factor,
                                             topic_configs={"cleanup.policy": "compact"})])
     finally:
         await admin.close()
@@ -171,12 +172,14 @@ def main() -> int:
                 show(start, got, baseline, args.customers)
         if args.bare:
             asyncio.run(fill_changelog(settings, args.customers, templates, table=BARE_TABLE))
-            stores = ["memory://"] + (["rocksdb://"] if importlib.util.find_spec("rocksdict") else [])  # rocksdb:// runs on rocksdict
+            # rocksdb:// runs on rocksdict
+            stores = ["memory://"] + (["rocksdb://"] if importlib.util.find_spec("rocksdict") else [])
             for store in stores:
                 print(f"the bare Faust agent's table, store {store}:", flush=True)
                 for start in ("first start", "restart"):
                     got = bare_restore(settings, store, Path(tmp) / f"bare-{store[:4]}",
-                                       Path(tmp) / f"bare-{store[:4]}-{start[:5]}.log", {**tuning, **extra}, args.timeout)
+                                       Path(tmp) / f"bare-{store[:4]}-{start[:5]}.log", {**tuning, **extra},
+                                       args.timeout)
                     show(start, got, baseline, args.customers)
     return 0
 

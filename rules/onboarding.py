@@ -28,7 +28,7 @@ from churnwatch.rules.config import RulesConfig
 from churnwatch.rules.fold import first_kept_day
 from churnwatch.rules.state import CustomerState
 from churnwatch.rules.wording import counted
-from churnwatch.schemas.alert import RuleName, Severity
+from churnwatch.schemas.alert import RuleName
 from churnwatch.schemas.events import UsageEvent
 
 

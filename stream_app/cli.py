@@ -216,7 +216,8 @@ def _backtest(args: argparse.Namespace) -> int:
     print(f"alerts, snapshots, report.json and the chart in {out}/" if isinstance(outcome.chart, Path)
           else f"alerts, snapshots and report.json in {out}/; no chart: {outcome.chart}")
     if args.save_model:
-        print(f"the model as it ended in {args.save_model}: start workers with CHURNWATCH_MODEL_START={args.save_model}")
+        print(f"the model as it ended in {args.save_model}: start workers with "
+              f"CHURNWATCH_MODEL_START={args.save_model}")
     return 0
 
 
@@ -365,7 +366,8 @@ def parser() -> argparse.ArgumentParser:
     backtest.add_argument("export", nargs="?", help="directory with events.csv[.gz] and subscriptions.csv[.gz]")
     backtest.add_argument("--events", help="the events CSV (account, time, event name, value)")
     backtest.add_argument("--subscriptions", help="the subscriptions CSV (account, product, start, end, mrr, ...)")
-    backtest.add_argument("--mapping", help="column mapping (TOML); see docs/alert-quality.md, 'Backtest on your own export'")
+    backtest.add_argument("--mapping", help="column mapping (TOML); see docs/alert-quality.md, "
+                                            "'Backtest on your own export'")
     backtest.add_argument("--jsonl", help="a churnwatch event file instead of an export")
     backtest.add_argument("--truth", help="with --jsonl: who churned and when (as churnwatch simulate writes)")
     backtest.add_argument("--end", help="where the data ends (default: the latest subscription period start, "

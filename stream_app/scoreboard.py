@@ -1,4 +1,5 @@
-"""Per-rule live outcomes: of the alerts judged, how many warned a churner in time; of the churners, how many were warned.
+"""Per-rule live outcomes: of the alerts judged, how many warned a churner in time; of the churners, how many
+were warned.
 
 The core judges each alert (``rules.outcomes``); this adds them up, for the
 worker's ``GET /rules`` and metrics and for the replay's summary. A worker's

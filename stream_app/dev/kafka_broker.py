@@ -158,7 +158,8 @@ class KafkaBroker(ChildProcess):
         formatted = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
                                     "-c", str(config)], capture_output=True, text=True, timeout=120)
         if formatted.returncode != 0:
-            raise BrokerError(f"formatting Kafka's storage failed: {formatted.stdout[-2000:]}{formatted.stderr[-2000:]}")
+            raise BrokerError(f"formatting Kafka's storage failed: "
+                              f"{formatted.stdout[-2000:]}{formatted.stderr[-2000:]}")
         self.spawn([*jvm, "kafka.Kafka", str(config)], dict(os.environ))
         failed = self.started_within(
             lambda: kafka_answers(self.host, self.port) and _serves_metadata(self.bootstrap_servers),

@@ -91,8 +91,8 @@ class Metrics:
                              "in event-time order", registry=registry)
         self.model_auc = Gauge("churnwatch_model_roc_auc", "Online ROC AUC on delayed labels (NaN until both "
                                "classes were scored)", registry=registry)
-        self.model_log_loss = Gauge("churnwatch_model_log_loss", "Online log loss on delayed labels (NaN until the first)",
-                                    registry=registry)
+        self.model_log_loss = Gauge("churnwatch_model_log_loss",
+                                    "Online log loss on delayed labels (NaN until the first)", registry=registry)
         self.learning_failures = Counter("churnwatch_model_learning_failures", "Labels the model failed to "
                                          "learn from (logged; their messages and alerts went through)",
                                          registry=registry)
@@ -107,8 +107,8 @@ class Metrics:
         self.model_labels = Gauge("churnwatch_model_labels", "Labels the model has learned from, by label",
                                   ["label"], registry=registry)
         self.model_version = Gauge("churnwatch_model_learned_until_seconds", "The start of the event-time week the "
-                                   "model has learned everything before (its version); stands still while a partition's "
-                                   "clock holds it back", registry=registry)
+                                   "model has learned everything before (its version); stands still while a "
+                                   "partition's clock holds it back", registry=registry)
         self.model_version.set(float("nan"))
         self.model_waiting = Gauge("churnwatch_model_waiting_records", "Labels and assessments taken, waiting "
                                    "for their week's version", registry=registry)

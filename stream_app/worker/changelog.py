@@ -260,7 +260,8 @@ class ChangelogWriter:
         """
         kept = [(customer_id, raw, partition)
                 for customer_id, (raw, partition) in self._confirmed_in_rebalance.items()
-                if partition in active and version_of(raw) >= version_of(stored_value(self.table, customer_id, partition))]
+                if partition in active
+                and version_of(raw) >= version_of(stored_value(self.table, customer_id, partition))]
         self._recovering = False
         self._confirmed_in_rebalance = {}
         overwritten = 0

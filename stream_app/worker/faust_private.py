@@ -43,7 +43,8 @@ def _once_assigned(app: faust.App, flag: str, install: Callable[[Any], None]) ->
 
 
 def rewind_uncommitted(app: faust.App, topics: frozenset[str]) -> None:
-    """After each seek to the committed offsets, a partition of ``topics`` the group never committed goes back to its start.
+    """After each seek to the committed offsets, a partition of ``topics`` the group never committed goes back to
+    its start.
 
     Why: Faust drops records it has fetched when a rebalance or a pause cuts
     their delivery short (``Consumer.getmany``, ``_drain_messages``) and counts

@@ -126,7 +126,8 @@ def live_against_the_replay(broker: Broker, tmp_path: Path, raw: list[Event],
     # publisher has not reached yet looks caught up, the workers' clocks pass it, and its events come
     # late: scored by a later model, as a late event is live; docs/model.md.)
     publish_events(first, events)
-    workers = [WorkerProcess(s, tmp_path / f"{n}.log", broker.worker_env).start() for n, s in enumerate((first, second))]
+    workers = [WorkerProcess(s, tmp_path / f"{n}.log", broker.worker_env).start()
+               for n, s in enumerate((first, second))]
     try:
         asyncio.run(collect(
             first.bootstrap_servers, first.topic_alerts,

@@ -70,7 +70,9 @@ def test_a_compacted_changelog_restores_every_state(tmp_path: Path) -> None:
                 events = _round(n)
                 publish_events(settings, events)
                 published += events
-                assert wait_for(lambda: events_applied(settings) == len(published), WAIT_S), first.log_text()[-3000:]
+                count = len(published)
+                assert wait_for(lambda count=count: events_applied(settings) == count, WAIT_S), \
+                    first.log_text()[-3000:]
             written = ROUNDS * CUSTOMERS
             # Kafka has compacted: fewer records than versions written, every customer still there.
             assert wait_for(lambda: _changelog_records(settings) <= written // 2, WAIT_S), _changelog_records(settings)
@@ -99,7 +101,8 @@ def test_lag_is_zero_where_the_broker_says_everything_was_read(broker: Broker, t
         assert wait_for(lambda: events_applied(settings) == len(events), WAIT_S), worker.log_text()[-3000:]
 
         # The group commits what the worker acknowledged: at the end, the broker's end offsets.
-        assert wait_for(lambda: committed_to_the_end(settings), WAIT_S), asyncio.run(end_offsets_and_committed(settings))
+        assert wait_for(lambda: committed_to_the_end(settings), WAIT_S), \
+            asyncio.run(end_offsets_and_committed(settings))
         ends, _ = asyncio.run(end_offsets_and_committed(settings))
         usage_partitions = {str(tp.partition) for tp, end in ends.items() if tp.topic == settings.topic_usage and end}
         assert usage_partitions  # the events spread over the partitions

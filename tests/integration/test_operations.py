@@ -67,7 +67,8 @@ def test_the_http_server_refuses_oversized_requests_and_goes_on(worker: tuple[Se
         "chunked body": raw_request(settings, f"GET /metrics HTTP/1.1\r\n{host}"
                                               "Transfer-Encoding: chunked\r\n\r\n"),
     }
-    assert answers == {"request line": 400, "header line": 400, "headers": 400, "body": 413, "chunked body": 411}, answers
+    assert answers == {"request line": 400, "header line": 400, "headers": 400, "body": 413,
+                       "chunked body": 411}, answers
     status, body = http_get(settings, "/customers/" + "c" * (MAX_ID_CHARS + 1))
     assert status == 400 and b"at most 256 characters" in body, (status, body)
     # A body within the limit is no reason to refuse.
@@ -152,7 +153,8 @@ def test_json_logs_are_one_object_a_line_and_start_with_the_settings(worker: tup
     assert start["settings"]["log_format"] == "json"  # type: ignore[index]
 
 
-def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker,
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
     """With two workers each holds half the partitions; the other half is forwarded."""
     with running_worker(broker, tmp_path_factory.mktemp("lookup-a")) as (first, _):
         second = first.model_copy(update={"web_port": free_port(),

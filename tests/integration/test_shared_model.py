@@ -100,7 +100,7 @@ def settled(workers: list[WorkerProcess], restarted: bool = False) -> int:
     wait_for(topic_settled, WAIT_S)
     reference, records = reads[-1]
     for worker in workers:
-        assert wait_for(lambda: learned(worker.settings) >= reference.labels.total(), WAIT_S), \
+        assert wait_for(lambda worker=worker: learned(worker.settings) >= reference.labels.total(), WAIT_S), \
             (learned(worker.settings), reference.labels.total(), worker.log_text()[-2000:])
     assert records > 0 and reference.labels.total() > 0, "no labels: the test shows nothing"
     return reference.labels.total()
@@ -110,7 +110,8 @@ def test_two_workers_learn_every_label_and_hold_the_same_model(broker: Broker, t
     first = make_settings(broker, tmp_path / "one")
     second = first.model_copy(update={"data_dir": tmp_path / "two", "web_port": free_port()})
     asyncio.run(ensure_topics(first))
-    workers = [WorkerProcess(s, tmp_path / f"{n}.log", broker.worker_env).start() for n, s in enumerate((first, second))]
+    workers = [WorkerProcess(s, tmp_path / f"{n}.log", broker.worker_env).start()
+               for n, s in enumerate((first, second))]
     try:
         publish_events(first, EVENTS)
         settled_labels = settled(workers)

@@ -22,7 +22,8 @@ def test_a_short_soak_accounts_for_every_message(broker: Broker, tmp_path: Path)
 
 
 def test_the_soak_reports_what_does_not_balance_and_memory_that_grows() -> None:
-    balanced = SoakResult(planned=1_000, published=1_000, expected_rejections={"not_json": 10}, consumed={"applied": 990},
+    balanced = SoakResult(planned=1_000, published=1_000, expected_rejections={"not_json": 10},
+                          consumed={"applied": 990},
                           rejected={"not_json": 10}, dead_letters=10, exit_code=0,
                           memory=[(n, 100_000_000 + n * 5_000) for n in range(0, 1_001, 100)])
     assert problems(balanced, judge_memory=False) == []

@@ -333,7 +333,8 @@ def test_a_budget_per_day_is_a_share_of_the_week_assessed() -> None:
 # --- on simulated data -----------------------------------------------------------
 
 
-def test_replay_learns_a_known_signal_and_reports_its_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_learns_a_known_signal_and_reports_its_numbers(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
     events, truth = simulate(customers=150, days=150, seed=11)
     source = tmp_path / "sim.jsonl"
     write_simulation(source, events, truth)

@@ -48,7 +48,8 @@ def test_alerts_judged_against_the_truth_of_the_export(export: Path) -> None:
     source = Export(export / "events.csv.gz", export / "subscriptions.csv.gz")
     backtest = run_backtest("fixture", source.events(), source.truth, RulesConfig(), report=source.report)
     churned = {t.customer_id: t.churned_at for t in source.truth if t.churned}
-    assert backtest.card.churners == sum(1 for at in churned.values() if at is not None and backtest.start <= at < backtest.end)
+    assert backtest.card.churners == sum(1 for at in churned.values()
+                                         if at is not None and backtest.start <= at < backtest.end)
     # The commitments to annual billing are not downgrades: every revenue alert names a cheaper tier.
     revenue = [a for a in backtest.alerts if a.rule == "revenue_churn" and a.status == "firing"]
     assert revenue and all("basic_mthly" in a.reasons[0] for a in revenue)
@@ -61,7 +62,8 @@ def test_alerts_judged_against_the_truth_of_the_export(export: Path) -> None:
 
 
 def test_a_jsonl_event_file_with_its_truth_backtests_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--customers", "40", "--days", "90", "--seed", "5", "--out", str(tmp_path / "s.jsonl")]) == 0
+    assert main(["simulate", "--customers", "40", "--days", "90", "--seed", "5",
+                 "--out", str(tmp_path / "s.jsonl")]) == 0
     capsys.readouterr()
     assert main(["backtest", "--jsonl", str(tmp_path / "s.jsonl"), "--truth", str(tmp_path / "s.truth.jsonl"),
                  "--out", str(tmp_path / "out"), "--no-reference"]) == 0

@@ -43,7 +43,8 @@ def test_a_hand_made_scorecard() -> None:
         alert("d", "disengagement", 25),              # after churn
     ]
     card = score_alerts(alerts, truth, START, END)
-    payment, disengagement, total = card.by_rule("payment_failure"), card.by_rule("disengagement"), card.by_rule(ALL_RULES)
+    payment, disengagement = card.by_rule("payment_failure"), card.by_rule("disengagement")
+    total = card.by_rule(ALL_RULES)
     assert payment is not None and disengagement is not None and total is not None
     assert (payment.alerts, payment.episodes_judged, payment.hits, payment.after_churn) == (3, 2, 1, 0)
     assert payment.precision == 0.5 and payment.churners_caught == 1 and payment.median_lead_days == 20.0

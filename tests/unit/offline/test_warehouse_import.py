@@ -10,7 +10,14 @@ import pytest
 
 from churnwatch.schemas.events import SubscriptionEvent, UsageEvent
 from churnwatch.offline.backtest.export_rows import parse_time
-from churnwatch.offline.backtest.warehouse import Export, ExportLayout, LayoutError, find_files, load_layout, time_ordered
+from churnwatch.offline.backtest.warehouse import (
+    Export,
+    ExportLayout,
+    LayoutError,
+    find_files,
+    load_layout,
+    time_ordered,
+)
 
 EVENTS = """account_id,event_time,event_type,value
 1,2022-01-03T10:00:00,create_opportunity,

@@ -61,7 +61,8 @@ def test_disengagement_alert_carries_its_evidence_and_a_stable_id() -> None:
     assert alert.evidence["drop_ratio"] == 0.5
     assert alert.evidence["days_since_login"] == 20
     assert alert.triggered_at == NOW
-    assert alert.alert_id == alert_id("c1", RuleName.DISENGAGEMENT, f"silent-since:{to_seconds(NOW - timedelta(days=20))}")
+    silent_since = to_seconds(NOW - timedelta(days=20))
+    assert alert.alert_id == alert_id("c1", RuleName.DISENGAGEMENT, f"silent-since:{silent_since}")
     assert "50%" in alert.reasons[0] and "20 days" in alert.reasons[1]
 
 

@@ -110,7 +110,8 @@ def test_a_held_clock_says_which_partition_holds_it() -> None:
     assert clock.now(hw(a=10, b=4)) == day(40) and clock.waiting_on is None
     clock.observe("a", 12, day(35))  # a moved on, read up to a time already swept
     assert clock.now(hw(a=20, b=4)) is None
-    assert clock.waiting_on == f"a: next offset 13, high watermark 20, read up to {day(35).isoformat()}, behind the sweep's time"
+    assert clock.waiting_on == (f"a: next offset 13, high watermark 20, read up to {day(35).isoformat()}, "
+                                "behind the sweep's time")
 
 
 def test_partitions_taken_over_with_nothing_to_read_start_at_their_states_newest_event() -> None:

@@ -57,7 +57,8 @@ def _owning(*partitions: int) -> Consumer:
     return consumer
 
 
-def _sweeper(consumer: Consumer, covers: Any = lambda at: False) -> tuple[Sweeper, DueIndex, Ticks, Metrics, EventClock]:
+def _sweeper(consumer: Consumer,
+             covers: Any = lambda at: False) -> tuple[Sweeper, DueIndex, Ticks, Metrics, EventClock]:
     wall = [0.0]
     clock = EventClock(idle_s=1.0, monotonic=lambda: wall[0])
     index, ticks, metrics = DueIndex(), Ticks(), Metrics()
