@@ -16,6 +16,7 @@ import signal
 import sys
 import textwrap
 import threading
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,8 +267,16 @@ def _demo(args: argparse.Namespace) -> int:
 
     received: list[int] = []
 
+    def quiet_from_now() -> None:
+        """What is cut short (an event loop half made, the publisher's tasks) is collected on the way out, with
+        warnings and "exception ignored" reports that are no news after a stop asked for."""
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        warnings.simplefilter("ignore")
+        sys.unraisablehook = lambda unraisable: None
+
     def interrupt(signum: int, frame: Any) -> None:
         received.append(signum)
+        quiet_from_now()
         raise KeyboardInterrupt
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -277,8 +286,7 @@ def _demo(args: argparse.Namespace) -> int:
                         seed=args.seed, timeout_s=args.timeout)
     except KeyboardInterrupt:
         signum = received[0] if received else signal.SIGINT
-        # The publisher's tasks, cut short, are collected after this: their "destroyed but pending" is no news.
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        quiet_from_now()
         print(f"churnwatch: demo stopped ({signal.Signals(signum).name}); its broker and worker are stopped",
               file=sys.stderr)
         return 128 + signum
