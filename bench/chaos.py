@@ -57,6 +57,7 @@ from churnwatch.worker.versions import Version, version_of
 
 MARKER = b"churnwatch-chaos: end of stream (not an event)"
 BACKLOG_FAULTS_S = 60.0  # with a backlog, how long faults go on once the workers start
+QUIET_S = 10.0  # once every expected record of a topic is in, how long nothing new must come before it is read
 Say = Callable[[str], None]
 AlertKey = tuple[str, int, str]  # (alert_id, sequence, status)
 
@@ -223,14 +224,12 @@ def compare_labels(want: dict[LabelKey, Labelled], records: Iterable[ConsumerRec
                    outcome: Outcome) -> None:
     """Each labelled snapshot on the labels topic (the first copy) against the replay's, due up to ``cut``:
     the features, score and label every worker's model learns from, so the model_risk alerts of weeks later."""
-    horizon = load_rules().model.horizon_days * 86_400
-    due = cut.timestamp()
     first: dict[LabelKey, dict[str, Any]] = {}
     for record in records:
         found = json.loads(record.value or b"{}")
         if found.get("kind") == "label":
             first.setdefault((found["customer_id"], found["taken_at"]), found)
-    expected = {key: label for key, label in want.items() if key[1] + horizon <= due}
+    expected = labels_due(want, cut)
     outcome.labels = len(expected)
     for key, label in sorted(expected.items(), key=lambda item: item[0][1]):
         mine = json.loads(encode_label(label))
@@ -240,8 +239,20 @@ def compare_labels(want: dict[LabelKey, Labelled], records: Iterable[ConsumerRec
             fields = [name for name in mine if mine[name] != first[key].get(name)]
             outcome.labels_unlike.append(f"{key[0]} at {datetime.fromtimestamp(key[1], UTC):%Y-%m-%d %H:%M}: "
                                          f"{', '.join(fields)} differ")
+    due = _labelled_by(cut)
     outcome.labels_extra = [f"{c} at {datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M}" for c, t in first
-                            if (c, t) not in want and t + horizon <= due]
+                            if (c, t) not in want and t <= due]
+
+
+def labels_due(want: dict[LabelKey, Labelled], cut: datetime) -> dict[LabelKey, Labelled]:
+    """The replay's labels whose horizon ended by ``cut``: every worker's sweep reaches that far."""
+    due = _labelled_by(cut)
+    return {key: label for key, label in want.items() if key[1] <= due}
+
+
+def _labelled_by(cut: datetime) -> float:
+    """The newest snapshot time whose label is known at ``cut``."""
+    return cut.timestamp() - load_rules().model.horizon_days * 86_400
 
 
 def group_cut(events: list[Event], partitions: int) -> datetime:
@@ -322,10 +333,14 @@ async def _end_of_stream(settings: Settings) -> None:
                 await publisher.publish_raw(topic, b"end-of-stream", MARKER, partition)
 
 
-async def _read_back(settings: Settings, expected: set[AlertKey], timeout_s: float,
+async def _read_back(settings: Settings, expected: set[AlertKey], labelled: set[LabelKey], timeout_s: float,
                      say: Say) -> tuple[list[Alert], dict[str, CustomerState], list[ConsumerRecord[bytes, bytes]]]:
-    """Dead letters until every marker is back; then alerts until every expected one is in and none came for a
-    while (or time is up); then the whole changelog and the labels topic."""
+    """Dead letters until every marker is back; then alerts, and the labels topic, each until every expected
+    record is in and none came for a while (or time is up); then the whole changelog.
+
+    Labels are awaited, not read once the alerts are in: a snapshot is labelled only once scored, and the
+    last weeks' snapshots are scored after the end of the stream (every partition's clock announced, the
+    week's version made, the customers waiting for it swept), which can take longer than the alerts."""
     deadline = time.monotonic() + timeout_s
     markers = {(topic, p) for topic in settings.input_topics for p in range(settings.partitions)}
     seen: set[tuple[str, int]] = set()
@@ -336,34 +351,52 @@ async def _read_back(settings: Settings, expected: set[AlertKey], timeout_s: flo
                 if letter.raw_value() == MARKER:
                     seen.add((letter.source_topic, letter.partition))
     say(f"{len(seen)} of {len(markers)} end-of-stream markers came back")
-    alerts: list[Alert] = []
-    have: set[AlertKey] = set()
-    last_new = time.monotonic()
-    said = time.monotonic()
-    async with _Reader(settings.bootstrap_servers, settings.topic_alerts, settings.partitions) as reader:
-        while time.monotonic() < deadline:
-            records = await reader.more()
-            for record in records:
-                alert = Alert.model_validate_json(record.value or b"")
-                alerts.append(alert)
-                have.add(alert_key(alert))
-            now = time.monotonic()
-            if records:
-                last_new = now
-            if expected <= have and now - last_new > 10.0:
-                break
-            if now - said > 30.0:
-                said = now
-                say(f"{len(alerts)} alert messages so far, {len(expected - have)} expected ones not yet")
-    say(f"{len(alerts)} alert messages read back")
+    alerts = await _until_complete(_Reader(settings.bootstrap_servers, settings.topic_alerts, settings.partitions),
+                                   expected, _alert_key_of, deadline, "alert messages", say)
+    labels = await _until_complete(_Reader(settings.bootstrap_servers, settings.topic_labels, 1), labelled,
+                                   _label_key_of, deadline, "labels topic records", say)
     changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
     async with _Reader(settings.bootstrap_servers, changelog, settings.partitions) as reader:
         records = await asyncio.wait_for(reader.to_end(), 120.0)
     say(f"{len(records)} changelog records read back")
-    async with _Reader(settings.bootstrap_servers, settings.topic_labels, 1) as reader:
-        labels = await asyncio.wait_for(reader.to_end(), 120.0)
-    say(f"{len(labels)} labels topic records read back")
-    return alerts, newest_states(records), labels
+    return [Alert.model_validate_json(r.value or b"") for r in alerts], newest_states(records), labels
+
+
+def _alert_key_of(record: ConsumerRecord[bytes, bytes]) -> AlertKey:
+    return alert_key(Alert.model_validate_json(record.value or b""))
+
+
+def _label_key_of(record: ConsumerRecord[bytes, bytes]) -> LabelKey | None:
+    found = json.loads(record.value or b"{}")
+    return (found["customer_id"], found["taken_at"]) if found.get("kind") == "label" else None
+
+
+async def _until_complete(reader: _Reader, expected: set[Any], key_of: Callable[[ConsumerRecord[bytes, bytes]], Any],
+                          deadline: float, what: str, say: Say) -> list[ConsumerRecord[bytes, bytes]]:
+    """A topic read until every expected key is in and nothing new came for QUIET_S (repeats and extras
+    come after), or the deadline: what is missing then is missing."""
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    have: set[Any] = set()
+    began = last_new = said = time.monotonic()
+    complete = False
+    async with reader:
+        while time.monotonic() < deadline:
+            more = await reader.more()
+            records += more
+            have.update(key_of(record) for record in more)
+            now = time.monotonic()
+            if more:
+                last_new = now
+            if not complete and expected <= have:
+                complete = True
+                say(f"every expected one of the {what} in after {now - began:.1f} s")
+            if complete and now - last_new > QUIET_S:
+                break
+            if now - said > 30.0:
+                said = now
+                say(f"{len(records)} {what} so far, {len(expected - have)} expected ones not yet")
+    say(f"{len(records)} {what} read back")
+    return records
 
 
 class _Reader:
@@ -456,7 +489,8 @@ def run_chaos(plan: Plan, directory: Path, say: Say = print, given: GivenBroker 
             asyncio.run(live())
             say(f"published; {crew.kills} kills; reading back")
             wanted = {alert_key(a) for a in expected}
-            alerts, got, labels = asyncio.run(_read_back(settings, wanted, plan.settle_s, say))
+            labelled = set(labels_due(want_labels, cut))
+            alerts, got, labels = asyncio.run(_read_back(settings, wanted, labelled, plan.settle_s, say))
             dead = crew.dead()
             if dead:
                 outcome.problems.append(f"workers {dead} died")
@@ -529,6 +563,10 @@ def main(argv: list[str] | None = None) -> int:
                        "labels missing": outcome.labels_missing[:10], "labels extra": outcome.labels_extra[:10],
                        "labels unlike the replay's": outcome.labels_unlike[:10], "problems": outcome.problems}
             print(json.dumps(details, indent=1), file=sys.stderr)
+            for log_file in sorted(folder.glob("worker-*.log")):  # CI keeps only the output: what the workers said
+                said = [line.rstrip()[:300] for line in log_file.read_text(errors="replace").splitlines()
+                        if "] [^" not in line and line.startswith("[")]
+                print(f"{log_file.name}, its last lines of churnwatch's own:", *said[-12:], sep="\n  ", file=sys.stderr)
             print(f"logs kept in {folder}", file=sys.stderr)
         (folder / "outcome.json").write_text(json.dumps(asdict(outcome), indent=1, default=str))
     return 1 if failed else 0
