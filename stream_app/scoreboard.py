@@ -20,10 +20,7 @@ weeks, and reads the topic on from there.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import tempfile
 from collections import Counter, deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +28,7 @@ from typing import Any
 
 from churnwatch.model.learned import LearnedRecently
 from churnwatch.rules.outcomes import Churn, Judged, Verdict
+from churnwatch.saved_json import load_json, save_json
 from churnwatch.schemas.alert import RuleName
 
 MAX_LEADS = 1000
@@ -111,19 +109,13 @@ class Scoreboard:
         return board
 
     def save(self, path: Path) -> None:
-        """Write atomically: a crash mid-write leaves the previous file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as out:
-            json.dump(self.to_json(), out)
-        os.replace(tmp, path)
+        save_json(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> Scoreboard:
         """The file at ``path``; a new board when there is none (or of another version)."""
-        if not path.exists():
-            return cls()
-        return cls.from_json(json.loads(path.read_text()))
+        data = load_json(path)
+        return cls() if data is None else cls.from_json(data)
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -220,6 +220,11 @@ class Settings(BaseSettings):
         return self.model_file.with_name(f"rule-outcomes-{self.canonical_host}-{self.web_port}.json")
 
     @property
+    def open_alerts_file(self) -> Path:
+        """The group's open alerts as this worker has read them (churnwatch.open_alerts), named like the model."""
+        return self.model_file.with_name(f"open-alerts-{self.canonical_host}-{self.web_port}.json")
+
+    @property
     def co_partitioned_topics(self) -> tuple[str, ...]:
         """Topics whose partition p must hold the same customers as the table's partition p."""
         return (*self.input_topics, self.topic_sweep_ticks)

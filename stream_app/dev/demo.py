@@ -43,6 +43,7 @@ from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_p
 from churnwatch.kafka.publisher import EventPublisher, publish_paced
 from churnwatch.kafka.reader import follow
 from churnwatch.offline.scorecard import format_scorecard, score_alerts
+from churnwatch.open_alerts import format_open_alerts
 from churnwatch.scoreboard import format_report
 from churnwatch.settings import Settings
 from churnwatch.offline.simulator import DEFAULT_START, simulate
@@ -52,6 +53,7 @@ from churnwatch.dev.worker_process import WorkerProcess
 MARKER = b"churnwatch-demo: end of stream (not an event)"
 SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "high": "bold red", "critical": "bold white on red"}
 QUIET_S = 3.0  # after the end of stream, how long without a new alert before the demo ends
+OPEN_ALERTS_SHOWN = 10  # the end's table of open alerts: the most urgent, as a support lead's list starts
 FOLLOW_AT_MOST_S = 3600.0  # the alert follower's own bound; the demo stops it sooner
 
 
@@ -172,6 +174,23 @@ def _live_outcomes(settings: Settings) -> dict[str, Any] | None:
         return None
 
 
+def _open_alerts(settings: Settings, sent: int, timeout_s: float = 15.0) -> dict[str, Any] | None:
+    """The worker's ``GET /alerts`` once its board has read every alert message the demo read back."""
+    url = f"http://{settings.web_host}:{settings.web_port}/alerts?limit={OPEN_ALERTS_SHOWN}"
+    deadline = time.monotonic() + timeout_s
+    answer: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                answer = json.loads(response.read())
+        except (OSError, ValueError):
+            answer = None
+        if answer is not None and answer["messages_read"] >= sent:
+            break
+        time.sleep(0.2)
+    return answer
+
+
 def run_demo(
     bootstrap: str | None = None,
     customers: int = 200,
@@ -203,6 +222,7 @@ def run_demo(
             run = asyncio.run(_run_live(settings, events, days, speed, worker, console, timeout_s, rules.model))
             alive = worker.alive()
             outcomes = _live_outcomes(settings) if alive else None
+            still_open = _open_alerts(settings, len(run.alerts)) if alive else None
         code = worker.process.returncode if worker.process else None
         model = ChurnModel.load(settings.model_file, rules.model).summary()  # saved at shutdown
         if not alive or not run.alerts or code != 0:
@@ -215,6 +235,9 @@ def run_demo(
         console.print(f"live, as the worker judged its own alerts (GET /rules; horizon {outcomes['horizon_days']} "
                       "days, alerts of the last days not judged yet):", markup=False)
         console.print(format_report(outcomes), markup=False)
+    if still_open is not None:
+        console.print("open at the end, most urgent first (GET /alerts):", markup=False)
+        console.print(format_open_alerts(still_open), markup=False)
     rate = run.published / run.drained_s if run.drained_s else 0.0
     console.print(
         f"{len(run.alerts)} alerts read back from '{settings.topic_alerts}'; worker read {run.published} "

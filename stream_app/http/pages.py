@@ -1,4 +1,4 @@
-"""The worker's HTTP pages: ``/metrics``, ``/healthz``, ``/readyz`` and ``/customers/{id}``.
+"""The worker's HTTP pages: ``/metrics``, ``/healthz``, ``/readyz``, ``/rules``, ``/alerts`` and ``/customers/{id}``.
 
 Served by Faust's own web server (aiohttp), on the worker's port, with the
 size limits of ``churnwatch.http.limits``.
@@ -14,6 +14,7 @@ from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from churnwatch.http.lookup import CustomerLookup
+from churnwatch.open_alerts import AlertQuery
 from churnwatch.schemas.events import MAX_ID_CHARS
 
 
@@ -35,8 +36,10 @@ def readiness(app: faust.App, input_topics: tuple[str, ...] | list[str]) -> dict
 
 def add_pages(app: faust.App, registry: CollectorRegistry, ready: Callable[[], dict[str, object]],
               lookup: CustomerLookup, forward: Callable[[str, Any, Any], Awaitable[Any]],
-              outcomes: Callable[[], dict[str, object]]) -> None:
-    """``forward(owner, web, request)`` answers with the owner worker's answer; ``outcomes()`` with ``GET /rules``."""
+              outcomes: Callable[[], dict[str, object]],
+              open_alerts: Callable[[AlertQuery], dict[str, object]]) -> None:
+    """``forward(owner, web, request)`` answers with the owner worker's answer; ``outcomes()`` with ``GET /rules``;
+    ``open_alerts(query)`` with ``GET /alerts``."""
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -56,6 +59,14 @@ def add_pages(app: faust.App, registry: CollectorRegistry, ready: Callable[[], d
     @app.page("/rules")
     async def rules(web: Any, request: Any) -> Any:
         return web.json(outcomes())
+
+    @app.page("/alerts")
+    async def alerts(web: Any, request: Any) -> Any:
+        try:
+            query = AlertQuery.parse(request.query)
+        except ValueError as exc:
+            return web.json({"error": str(exc)}, status=400)
+        return web.json(open_alerts(query))
 
     @app.page("/customers/{customer_id}")
     async def customer(web: Any, request: Any, customer_id: str) -> Any:

@@ -28,11 +28,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     one order (churnwatch.worker.labels), and keeps them for
     ``labels_retention_days``.
     """
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
-        **aiokafka_options(settings),
-    )
-    await asyncio.wait_for(admin.start(), timeout_s)
+    admin = await _admin(settings, timeout_s)
     try:
         names = [*settings.co_partitioned_topics, settings.topic_alerts, settings.topic_dead_letters]
         topics = [NewTopic(name, settings.partitions, settings.replication_factor) for name in names]
@@ -50,17 +46,33 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
 
 async def cluster_id(settings: Settings, timeout_s: float = 30.0) -> str | None:
     """The cluster's id, as the broker states it in metadata."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
-        **aiokafka_options(settings),
-    )
-    await asyncio.wait_for(admin.start(), timeout_s)
+    admin = await _admin(settings, timeout_s)
     try:
         described = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
     finally:
         await admin.close()
     found = described.get("cluster_id")
     return str(found) if found else None
+
+
+async def partitions_of(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[int]:
+    """The partitions a topic has (none when it does not exist yet), as the broker's metadata says."""
+    admin = await _admin(settings, timeout_s)
+    try:
+        described = await asyncio.wait_for(admin.describe_topics([topic]), timeout_s)
+    finally:
+        await admin.close()
+    return sorted(int(p["partition"]) for found in described if found["topic"] == topic
+                  for p in found["partitions"])
+
+
+async def _admin(settings: Settings, timeout_s: float) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=int(timeout_s * 1000),
+        **aiokafka_options(settings),
+    )
+    await asyncio.wait_for(admin.start(), timeout_s)
+    return admin
 
 
 async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings, timeout_s: float) -> None:

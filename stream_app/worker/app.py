@@ -135,13 +135,14 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
     app.timer(interval=settings.sweep_interval_s, on_leader=False)(processor.sweep)
     app.timer(interval=settings.model_checkpoint_s, on_leader=False)(processor.checkpoint)
     app.task(processor.follower.run)
+    app.task(processor.alert_follower.run)
     app.task(processor.announce)
 
     async def forward(owner: str, web: Any, request: Any) -> Any:
         return await answer_from(app, owner, web, request)
 
     add_pages(app, processor.metrics.registry, lambda: readiness(app, settings.input_topics), processor.lookup,
-              forward, processor.outcomes)
+              forward, processor.outcomes, processor.open_alerts.answer)
 
     @app.on_before_shutdown.connect
     async def _write_and_save(app: faust.App, **kwargs: Any) -> None:

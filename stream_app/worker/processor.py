@@ -30,12 +30,14 @@ from churnwatch.rules.clock_math import to_datetime, to_seconds
 from churnwatch.rules.labels import pending_since
 from churnwatch.rules.state import outline
 from churnwatch.runner import Runner, Step
+from churnwatch.open_alerts import OpenAlerts
 from churnwatch.scoreboard import Scoreboard
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.events import Event
 from churnwatch.schemas.intake import Rejection, decode_event
 from churnwatch.settings import Settings
 from churnwatch.version import product_version
+from churnwatch.worker.alert_follower import AlertFollower
 from churnwatch.worker.changelog import ChangelogWriter
 from churnwatch.worker.clock import Clock, make_clock
 from churnwatch.worker.dead_letters import DeadLetters
@@ -81,6 +83,8 @@ class Processor:
         ticks = app.topic(settings.topic_sweep_ticks, partitions=settings.partitions, **_RAW_BYTES)
         self.alerts = app.topic(settings.topic_alerts, **_RAW_BYTES)
         self.labels = app.topic(settings.topic_labels, partitions=1, **_RAW_BYTES)
+        self.open_alerts = OpenAlerts.load(settings.open_alerts_file)
+        self.alert_follower = AlertFollower(settings, self.open_alerts)
         self.follower = LabelFollower(
             settings, self.model, self.scoreboard, on_learned=self._learned,
             on_counted=lambda: self.metrics.scoreboard(self.scoreboard.report(), self.outcomes_config))
@@ -233,9 +237,10 @@ class Processor:
                 "precision_floor": self.outcomes_config.precision_floor, **self.scoreboard.report()}
 
     async def checkpoint(self) -> None:
-        """Save the model and the alert outcomes, so a restart resets neither."""
+        """Save the model, the alert outcomes and the open alerts, so a restart resets none of them."""
         self.model.save(self.settings.model_file)
         self.scoreboard.save(self.settings.scoreboard_file)
+        self.open_alerts.save(self.settings.open_alerts_file)
         self.dead_letters.log.flush_if_due()
         summary = self.model.summary()
         if summary["labels"] != self._labels_logged:  # said when it changed, not every minute

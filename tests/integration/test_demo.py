@@ -40,6 +40,12 @@ def test_a_short_demo_reports_alerts_and_a_scorecard_and_leaves_nothing_running(
     assert any_rule and int(any_rule.group(1)) > 0, out
     read = re.search(r"(\d+) alerts read back .* worker read (\d+) events", out)
     assert read and int(read.group(1)) > 0, out
+    # The open alerts at the end (GET /alerts): a (customer, rule) whose last message in the feed fired.
+    last: dict[tuple[str, str], str] = {}
+    for status, customer, rule in re.findall(r"^\S+ (FIRING|RESOLVED) +\S+ +p\d+ +(cust-\d{6}) +(\w+)", out, re.M):
+        last[(customer, rule)] = status
+    still_open = re.search(r"^  (\d+) open \(", out, re.M)
+    assert still_open and int(still_open.group(1)) == sum(s == "FIRING" for s in last.values()), out
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) == 2, out  # the broker's and the worker's
     assert all(_gone(pid) for pid in pids), out

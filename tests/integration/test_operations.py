@@ -153,9 +153,10 @@ def test_json_logs_are_one_object_a_line_and_start_with_the_settings(worker: tup
     assert start["settings"]["log_format"] == "json"  # type: ignore[index]
 
 
-def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker,
-                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
-    """With two workers each holds half the partitions; the other half is forwarded."""
+def test_either_worker_answers_a_lookup_and_the_open_alerts_for_any_customer(
+        broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With two workers each holds half the partitions; a lookup of the other half is forwarded, and each
+    worker's ``GET /alerts`` lists the whole group's open alerts."""
     with running_worker(broker, tmp_path_factory.mktemp("lookup-a")) as (first, _):
         second = first.model_copy(update={"web_port": free_port(),
                                           "data_dir": tmp_path_factory.mktemp("lookup-b") / "data"})
@@ -166,7 +167,7 @@ def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker,
             async def publish() -> None:
                 async with EventPublisher(first) as publisher:
                     for customer in customers:
-                        await publisher.publish(login(day(1), customer=customer))
+                        await publisher.publish(failed(day(1), customer=customer, invoice=f"inv-{customer}"))
 
             asyncio.run(publish())
 
@@ -184,5 +185,12 @@ def test_either_worker_answers_a_lookup_for_any_customer(broker: Broker,
                                           http_get(second, f"/customers/{c}")[0])
                                          for c in customers]
             assert http_get(second, "/customers/never-seen")[0] == 404
+
+            def open_alerts(settings: Settings) -> set[str]:
+                answer = json.loads(http_get(settings, "/alerts?rule=payment_failure&limit=500")[1])
+                return {a["customer_id"] for a in answer["alerts"]}
+
+            assert wait_for(lambda: all(open_alerts(s) == set(customers) for s in (first, second))), \
+                (open_alerts(first), open_alerts(second))
         finally:
             assert other.stop() == 0, other.log_text()[-3000:]
