@@ -12,7 +12,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --progre
 QUIX_VENV ?= .quix-venv
 QUIX_STAMP := $(QUIX_VENV)/.installed
 
-.PHONY: demo test lint test-kafka kafka-jars chaos chaos-short bench bench-restart quix-venv profile soak eval audit install lock clean
+.PHONY: demo test browser lint test-kafka kafka-jars chaos chaos-short bench bench-restart quix-venv profile soak eval audit install lock clean
 
 install: $(STAMP)
 
@@ -35,6 +35,15 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Chromium, for the test that loads the worker's page at / in a real browser (skipped without it) and for
+# `churnwatch demo --screenshot`: Debian's package, as root (or through sudo) when it is not there yet.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (for the page test and demo screenshots)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	@chromium --version
 
 # pyflakes, pycodestyle and bugbear over the whole tree (pyproject.toml's [tool.ruff]).
 lint: $(STAMP)

@@ -283,7 +283,7 @@ def _demo(args: argparse.Namespace) -> int:
         signal.signal(signum, interrupt)
     try:
         return run_demo(bootstrap=args.broker, customers=args.customers, days=args.days, speed=args.speed,
-                        seed=args.seed, timeout_s=args.timeout)
+                        seed=args.seed, timeout_s=args.timeout, page_png=args.screenshot)
     except KeyboardInterrupt:
         signum = received[0] if received else signal.SIGINT
         quiet_from_now()
@@ -408,6 +408,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--timeout", type=float, default=180.0,
                       help="most seconds to wait for the worker after publishing")
+    demo.add_argument("--screenshot", type=Path, metavar="PNG",
+                      help="at the end, the worker's page at / as headless Chromium shows it, saved here")
     demo.set_defaults(run=_demo)
     return root
 

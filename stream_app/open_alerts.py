@@ -42,8 +42,9 @@ class AlertQuery:
     offset: int = 0
 
     @classmethod
-    def parse(cls, params: Any) -> AlertQuery:
-        """From a request's query parameters; ValueError with a sentence a caller can act on."""
+    def parse(cls, params: Any, limit: int = DEFAULT_LIMIT) -> AlertQuery:
+        """From a request's query parameters (``limit`` when none is given); ValueError with a sentence a caller
+        can act on."""
         known = {"rule", "severity", "min_priority", "customer_id", "limit", "offset"}
         unknown = sorted(set(params) - known)
         if unknown:
@@ -68,7 +69,7 @@ class AlertQuery:
 
         return cls(rule=one_of("rule", RuleName), min_severity=one_of("severity", Severity),
                    min_priority=whole("min_priority", 0, 0, 100), customer_id=params.get("customer_id") or None,
-                   limit=whole("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), offset=whole("offset", 0, 0, 10**9))
+                   limit=whole("limit", limit, 1, MAX_LIMIT), offset=whole("offset", 0, 0, 10**9))
 
     def admits(self, alert: Alert) -> bool:
         return ((self.rule is None or alert.rule is self.rule)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -39,6 +40,7 @@ from churnwatch.schemas.alert import Alert, AlertStatus
 from churnwatch.schemas.dead_letter import DeadLetter
 from churnwatch.schemas.events import Event
 from churnwatch.model import ChurnModel
+from churnwatch.dev.browser import BrowserMissing, screenshot
 from churnwatch.dev.embedded_broker import WORKER_TUNING, EmbeddedBroker, free_port
 from churnwatch.kafka.publisher import EventPublisher, publish_paced
 from churnwatch.kafka.reader import follow
@@ -53,6 +55,7 @@ from churnwatch.dev.worker_process import WorkerProcess
 MARKER = b"churnwatch-demo: end of stream (not an event)"
 SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "high": "bold red", "critical": "bold white on red"}
 QUIET_S = 3.0  # after the end of stream, how long without a new alert before the demo ends
+PAGE_HEIGHT = 2000  # the screenshot's window: the whole page of the demo's end, its tables below the alerts
 OPEN_ALERTS_SHOWN = 10  # the end's table of open alerts: the most urgent, as a support lead's list starts
 FOLLOW_AT_MOST_S = 3600.0  # the alert follower's own bound; the demo stops it sooner
 
@@ -191,6 +194,16 @@ def _open_alerts(settings: Settings, sent: int, timeout_s: float = 15.0) -> dict
     return answer
 
 
+def _screenshot(settings: Settings, path: Path, console: Console) -> None:
+    """The page at ``/`` as a browser shows it, before the worker stops."""
+    try:
+        screenshot(f"http://{settings.web_host}:{settings.web_port}/", path, height=PAGE_HEIGHT)
+    except (BrowserMissing, subprocess.SubprocessError) as exc:
+        console.print(f"no screenshot of the page at /: {exc}", markup=False)
+        return
+    console.print(f"the page at / (what a support lead opens), as Chromium shows it: {path}", markup=False)
+
+
 def run_demo(
     bootstrap: str | None = None,
     customers: int = 200,
@@ -198,6 +211,7 @@ def run_demo(
     speed: float = 4.0,
     seed: int = 7,
     timeout_s: float = 180.0,
+    page_png: Path | None = None,
 ) -> int:
     console = Console(soft_wrap=True)  # a feed line stays one line, in a terminal or a log
     rules = load_rules()
@@ -223,6 +237,8 @@ def run_demo(
             alive = worker.alive()
             outcomes = _live_outcomes(settings) if alive else None
             still_open = _open_alerts(settings, len(run.alerts)) if alive else None
+            if page_png is not None and alive:
+                _screenshot(settings, page_png, console)
         code = worker.process.returncode if worker.process else None
         model = ChurnModel.load(settings.model_file, rules.model).summary()  # saved at shutdown
         if not alive or not run.alerts or code != 0:

@@ -1,4 +1,5 @@
-"""The worker's HTTP pages: ``/metrics``, ``/healthz``, ``/readyz``, ``/rules``, ``/alerts`` and ``/customers/{id}``.
+"""The worker's HTTP pages: ``/`` (a support lead's page), ``/metrics``, ``/healthz``, ``/readyz``, ``/rules``,
+``/alerts`` and ``/customers/{id}``.
 
 Served by Faust's own web server (aiohttp), on the worker's port, with the
 size limits of ``churnwatch.http.limits``.
@@ -7,6 +8,7 @@ size limits of ``churnwatch.http.limits``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from html import escape
 from typing import Any
 
 import faust
@@ -14,6 +16,7 @@ from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from churnwatch.http.lookup import CustomerLookup
+from churnwatch.http.support_page import PAGE_ALERTS
 from churnwatch.open_alerts import AlertQuery
 from churnwatch.schemas.events import MAX_ID_CHARS
 
@@ -37,9 +40,18 @@ def readiness(app: faust.App, input_topics: tuple[str, ...] | list[str]) -> dict
 def add_pages(app: faust.App, registry: CollectorRegistry, ready: Callable[[], dict[str, object]],
               lookup: CustomerLookup, forward: Callable[[str, Any, Any], Awaitable[Any]],
               outcomes: Callable[[], dict[str, object]],
-              open_alerts: Callable[[AlertQuery], dict[str, object]]) -> None:
+              open_alerts: Callable[[AlertQuery], dict[str, object]],
+              support_page: Callable[[AlertQuery, dict[str, str]], str]) -> None:
     """``forward(owner, web, request)`` answers with the owner worker's answer; ``outcomes()`` with ``GET /rules``;
-    ``open_alerts(query)`` with ``GET /alerts``."""
+    ``open_alerts(query)`` with ``GET /alerts``; ``support_page(query, parameters)`` with ``GET /``."""
+
+    @app.page("/")
+    async def index(web: Any, request: Any) -> Any:
+        try:
+            query = AlertQuery.parse(request.query, limit=PAGE_ALERTS)
+        except ValueError as exc:
+            return web.html(f"<!doctype html><title>churnwatch</title><p>{escape(str(exc))}</p>", status=400)
+        return web.html(support_page(query, dict(request.query)))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

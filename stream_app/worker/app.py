@@ -142,7 +142,7 @@ def build_app(settings: Settings, rules: RulesConfig) -> faust.App:
         return await answer_from(app, owner, web, request)
 
     add_pages(app, processor.metrics.registry, lambda: readiness(app, settings.input_topics), processor.lookup,
-              forward, processor.outcomes, processor.open_alerts.answer)
+              forward, processor.outcomes, processor.open_alerts.answer, processor.support_page)
 
     @app.on_before_shutdown.connect
     async def _write_and_save(app: faust.App, **kwargs: Any) -> None:

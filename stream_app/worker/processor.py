@@ -30,7 +30,8 @@ from churnwatch.rules.clock_math import to_datetime, to_seconds
 from churnwatch.rules.labels import pending_since
 from churnwatch.rules.state import outline
 from churnwatch.runner import Runner, Step
-from churnwatch.open_alerts import OpenAlerts
+from churnwatch.http.support_page import render_page
+from churnwatch.open_alerts import AlertQuery, OpenAlerts
 from churnwatch.scoreboard import Scoreboard
 from churnwatch.schemas.dead_letter import RejectReason
 from churnwatch.schemas.events import Event
@@ -235,6 +236,11 @@ class Processor:
         """``GET /rules``: the group's alert outcomes by rule, as this worker has read them from the labels topic."""
         return {"worker": self.settings.canonical_host, "horizon_days": self.outcomes_config.horizon_days,
                 "precision_floor": self.outcomes_config.precision_floor, **self.scoreboard.report()}
+
+    def support_page(self, query: AlertQuery, parameters: dict[str, str]) -> str:
+        """``GET /``: the open alerts, the rules' live precision and the model's gate, on one page."""
+        return render_page(self.open_alerts.answer(query), self.outcomes(), self.model.summary(),
+                           self.model.config.auc_floor, parameters)
 
     async def checkpoint(self) -> None:
         """Save the model, the alert outcomes and the open alerts, so a restart resets none of them."""
