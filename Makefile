@@ -45,9 +45,15 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 	@chromium --version
 
-# pyflakes, pycodestyle and bugbear over the whole tree (pyproject.toml's [tool.ruff]).
+# ruff (pyflakes, pycodestyle, bugbear) over the whole tree, and mypy over the package, strict on the core
+# and the contracts (pyproject.toml's [tool.ruff] and [tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	@# mypy sees the package as installed: churnwatch = stream_app/, with rules/ and schemas/ inside it.
+	@rm -rf .typecheck/churnwatch && mkdir -p .typecheck/churnwatch
+	@for f in stream_app/*; do ln -s "$$PWD/$$f" .typecheck/churnwatch/; done
+	@ln -s "$$PWD/rules" "$$PWD/schemas" .typecheck/churnwatch/
+	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml churnwatch
 
 # The tests that talk to a broker, again on Apache Kafka itself (its jars from
 # Maven Central, once, about 43 MB into .kafka/lib; needs a JDK 17+ and Maven),

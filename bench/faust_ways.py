@@ -42,7 +42,7 @@ def main() -> int:
         )
         for n, (name, way) in enumerate(ways):
             got = on_broker.bare_faust_rate(settings.model_copy(update={"app_id": f"{settings.app_id}-way{n}"}),
-                                            len(events), tuning, **way)  # type: ignore[arg-type]
+                                            len(events), tuning, **way)
             print(f"  {name:<68} {got.rate:>9,.0f} events/s {got.cpu_us:>7.1f} us CPU/event", flush=True)
         for stateful in (False, True):
             got = on_broker.peer_rate(settings, len(events), stateful=stateful)

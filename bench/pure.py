@@ -17,7 +17,7 @@ from churnwatch.offline.replay import Replay
 from churnwatch.offline.simulator import simulate
 
 
-def median_of(runs: int, measure) -> float:  # type: ignore[no-untyped-def]
+def median_of(runs: int, measure) -> float:
     return statistics.median(measure() for _ in range(runs))
 
 

@@ -35,7 +35,7 @@ from churnwatch.rules.fold import Outcome, fold_event, new_state
 from churnwatch.rules.features import observe
 from churnwatch.rules.labels import Labelled
 from churnwatch.rules.model_risk import ModelView, stake
-from churnwatch.rules.state import CustomerState, Risk, evolve
+from churnwatch.rules.state import PENDING, CustomerState, Risk, evolve
 from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.events import EVENT_KINDS, Event
 
@@ -160,7 +160,7 @@ def advance(state: CustomerState, until: int, config: RulesConfig = DEFAULT_CONF
     """Time passing to ``until``: the waiting snapshots the model now scores, then the due times (``catch_up``).
 
     A snapshot taken before the model's version of its week existed waits
-    unscored (``rules.labels.PENDING``); once the version is made, it is
+    unscored (``rules.state.PENDING``); once the version is made, it is
     scored as of its own time and ``model_risk`` judged as of then, one
     snapshot after the other, as the replay (which scored each when it was
     taken) judged them; no other rule: they were judged at their due times.
@@ -252,7 +252,7 @@ def _model_step(
         state, settled = labels.label_snapshots(state, due, config)
         labelled += settled
         state = labels.take_snapshot(state, due, config, observe(state, due),
-                                     "unscored" if scorer is None else labels.PENDING, None)
+                                     "unscored" if scorer is None else PENDING, None)
     state, settled = labels.label_snapshots(state, when, config)
     labelled += settled
     if scorer is not None and labels.pending_since(state) is not None:
@@ -270,7 +270,7 @@ def _score_pending(
     risk = state.risk
     scored = 0
     for i, snapshot in enumerate(snapshots):
-        if snapshot.feature_set != labels.PENDING or snapshot.observation is None or not scorer.covers(
+        if snapshot.feature_set != PENDING or snapshot.observation is None or not scorer.covers(
                 snapshot.taken_at):
             continue
         if oldest_only and scored:

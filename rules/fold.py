@@ -236,7 +236,7 @@ def _insert(items: tuple[_Timed, ...], item: _Timed, cap: int) -> tuple[_Timed, 
     """Sorted by (time, event id), newest ``cap`` kept, each event once: the same for any arrival order."""
     if any(x.event_id == item.event_id for x in items):
         return items
-    merged = sorted((*items, item), key=lambda x: (x.at, x.event_id))
+    merged = sorted(items + (item,), key=lambda x: (x.at, x.event_id))
     return tuple(merged[-cap:])
 
 

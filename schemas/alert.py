@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-ALERT_SCHEMA_VERSION = 1
+ALERT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class AlertStatus(StrEnum):

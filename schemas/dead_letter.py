@@ -24,7 +24,7 @@ class RejectReason(StrEnum):
     PROCESSING_ERROR = "processing_error"
 
 
-DEAD_LETTER_SCHEMA_VERSION = 1
+DEAD_LETTER_SCHEMA_VERSION: Literal[1] = 1
 
 
 class DeadLetter(BaseModel):

@@ -25,10 +25,12 @@ Choices that publishers should know (also in docs/publishing.md):
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
@@ -41,8 +43,9 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+from pydantic.config import JsonDict
 
-SCHEMA_VERSION = 1  # what an event declares unless it uses a newer field
+SCHEMA_VERSION: Literal[1] = 1  # what an event declares unless it uses a newer field
 LATEST_SCHEMA_VERSION = 2
 
 MAX_ID_CHARS = 256
@@ -76,9 +79,11 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-def count(ge: int, le: int) -> Any:
-    """A whole number within bounds (the bounds first, so the exported schema states them)."""
-    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_whole_number)]
+# Whole numbers within bounds (the bounds first, so the exported schema states them).
+Quantity = Annotated[int, Field(ge=1, le=1_000_000), BeforeValidator(_whole_number)]
+Attempt = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_whole_number)]
+CsatScore = Annotated[int, Field(ge=1, le=5), BeforeValidator(_whole_number)]
+BillingMonths = Annotated[int, Field(ge=1, le=120), BeforeValidator(_whole_number)]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -91,9 +96,18 @@ EventTime = Annotated[
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 
 
-def _type_required(schema: dict[str, Any]) -> None:
+def _type_required(schema: JsonDict) -> None:
     """Python callers may leave ``type`` out (each model knows its own); a JSON message must say it."""
-    schema["required"] = ["type", *schema.get("required", [])]
+    required = schema.get("required", [])
+    schema["required"] = ["type", *(required if isinstance(required, list) else [])]
+
+
+def _type_required_and(more: JsonDict) -> Callable[[JsonDict], None]:
+    """``_type_required``, then a model's own additions to its schema."""
+    def extra(schema: JsonDict) -> None:
+        _type_required(schema)
+        schema.update(more)
+    return extra
 
 
 class _EventBase(BaseModel):
@@ -129,7 +143,7 @@ class UsageEvent(_EventBase):
 
     type: Literal["usage"] = "usage"
     kind: UsageKind
-    quantity: count(1, 1_000_000) = 1
+    quantity: Quantity = 1
     amount: Money | None = None
     currency: Currency | None = None
     feature: Annotated[str, Field(min_length=1, max_length=128)] | None = None
@@ -159,12 +173,12 @@ class PaymentEvent(_EventBase):
     failure_reason: FailureReason | None = Field(
         default=None, description="Required when status is failed."
     )
-    attempt: count(1, 1000) = 1
+    attempt: Attempt = 1
 
-    model_config = ConfigDict(json_schema_extra=lambda schema: (_type_required(schema), schema.update({
+    model_config = ConfigDict(json_schema_extra=_type_required_and({
         "if": {"properties": {"status": {"const": "failed"}}, "required": ["status"]},
         "then": {"required": ["failure_reason"], "properties": {"failure_reason": {"not": {"type": "null"}}}},
-    })))
+    }))
 
     @model_validator(mode="after")
     def _failure_has_reason(self) -> PaymentEvent:
@@ -204,7 +218,7 @@ class TicketEvent(_EventBase):
     priority: TicketPriority = TicketPriority.NORMAL
     category: TicketCategory = TicketCategory.OTHER
     sentiment: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False, strict=True)] | None = None
-    csat: count(1, 5) | None = None
+    csat: CsatScore | None = None
 
 
 class SubscriptionAction(StrEnum):
@@ -229,16 +243,16 @@ class SubscriptionEvent(_EventBase):
     previous_mrr: Money | None = None
     renews_at: EventTime | None = None
     cancel_reason: CancelReason | None = None
-    billing_period_months: count(1, 120) | None = Field(
+    billing_period_months: BillingMonths | None = Field(
         default=None,
         description="Months billed at once (1 monthly, 12 annual); since schema_version 2. A move to a "
                     "longer period at a lower monthly price is a commitment, not a downgrade.",
     )
 
-    model_config = ConfigDict(json_schema_extra=lambda schema: (_type_required(schema), schema.update({
+    model_config = ConfigDict(json_schema_extra=_type_required_and({
         "if": {"properties": {"billing_period_months": {"type": "integer"}}, "required": ["billing_period_months"]},
         "then": {"required": ["schema_version"], "properties": {"schema_version": {"const": 2}}},
-    })))
+    }))
 
     @model_validator(mode="after")
     def _version_has_field(self) -> SubscriptionEvent:
@@ -265,7 +279,7 @@ class EventKind:
     """
 
     type: str
-    model: type[_EventBase]
+    model: builtins.type[_EventBase]  # ``type`` is the field above here
     topic: str  # the default topic name
     setting: str  # the settings field (``CHURNWATCH_`` + its name in capitals) that can rename the topic
 

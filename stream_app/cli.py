@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -285,11 +285,11 @@ def _demo(args: argparse.Namespace) -> int:
         return run_demo(bootstrap=args.broker, customers=args.customers, days=args.days, speed=args.speed,
                         seed=args.seed, timeout_s=args.timeout, page_png=args.screenshot)
     except KeyboardInterrupt:
-        signum = received[0] if received else signal.SIGINT
+        stopped_by: int = received[0] if received else signal.SIGINT
         quiet_from_now()
-        print(f"churnwatch: demo stopped ({signal.Signals(signum).name}); its broker and worker are stopped",
+        print(f"churnwatch: demo stopped ({signal.Signals(stopped_by).name}); its broker and worker are stopped",
               file=sys.stderr)
-        return 128 + signum
+        return 128 + stopped_by
 
 
 def settings_help(fields: tuple[str, ...] | None = None) -> str:
@@ -305,10 +305,10 @@ def settings_help(fields: tuple[str, ...] | None = None) -> str:
     return "\n".join(lines)
 
 
-def _command(commands: Any, name: str, help: str, fields: tuple[str, ...] | None | bool = False,
+def _command(commands: Any, name: str, help: str, fields: tuple[str, ...] | None | Literal[False] = False,
              **options: Any) -> argparse.ArgumentParser:
     """A subcommand; ``fields``: the settings it reads (None: all of them, False: none)."""
-    epilog = None if fields is False else settings_help(fields)  # type: ignore[arg-type]
+    epilog = None if fields is False else settings_help(fields)
     description = textwrap.fill(options.pop("description", help), 88)
     return commands.add_parser(name, help=help, description=description, epilog=epilog,
                                formatter_class=argparse.RawDescriptionHelpFormatter, **options)

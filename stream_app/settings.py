@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -247,8 +247,9 @@ class Settings(BaseSettings):
             raise SettingsError("; ".join(_unknown(name, known) for name in unknown)
                                 + " (churnwatch worker --help lists every setting)")
         try:
-            return cls(**{} if environ is os.environ else {
-                name: environ[variable(name)] for name in cls.model_fields if variable(name) in environ})
+            given: dict[str, Any] = {} if environ is os.environ else {
+                name: environ[variable(name)] for name in cls.model_fields if variable(name) in environ}
+            return cls(**given)
         except ValidationError as exc:
             raise SettingsError(describe_settings_error(exc, environ)) from None
 

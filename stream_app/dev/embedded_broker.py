@@ -109,8 +109,9 @@ class EmbeddedBroker(ChildProcess):
         log_path: Path | None = None,
     ) -> None:
         # A folder of our own for the log when none is given: removed when the broker stops.
-        self._own_folder = None if log_path else Path(tempfile.mkdtemp(prefix="churnwatch-broker-"))
-        super().__init__(log_path or self._own_folder / "tansu.log")  # type: ignore[operator]
+        log = log_path if log_path is not None else Path(tempfile.mkdtemp(prefix="churnwatch-broker-")) / "tansu.log"
+        self._own_folder = None if log_path is not None else log.parent
+        super().__init__(log)
         self.host = host
         self.port = port or free_port(host)
         self.startup_timeout_s = startup_timeout_s
@@ -168,7 +169,9 @@ def tuned_for_broker(settings: Settings, broker_cluster_id: str | None,
             if environ[variable] != value:
                 log.warning("embedded broker (Tansu): %s=%s is set; it needs %s", variable, environ[variable], value)
             continue
-        update[field] = TypeAdapter(Settings.model_fields[field].annotation).validate_python(value)
+        annotation = Settings.model_fields[field].annotation
+        assert annotation is not None, field  # every setting is annotated
+        update[field] = TypeAdapter(annotation).validate_python(value)
     if update:
         log.warning("the broker is the embedded Tansu broker (cluster id %r): running with %s", broker_cluster_id,
                     ", ".join(f"{ENV_PREFIX}{k.upper()}={v}" for k, v in update.items()))

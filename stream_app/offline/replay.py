@@ -67,6 +67,7 @@ class ReplaySummary:
 class MemoryStates(dict[str, CustomerState]):
     """Customer states in memory, for the runner (the partition does not matter offline)."""
 
+    # The runner's store of states is asked by (customer, partition); a dict's get takes a default there.
     def get(self, customer_id: str, partition: int = 0) -> CustomerState | None:  # type: ignore[override]
         return super().get(customer_id)
 
@@ -104,7 +105,7 @@ class Replay:
         on_alert: Callable[[Alert], None],
         future_reference: datetime | None = None,
         model: ChurnModel | None = None,
-        on_score: Callable[[ScoreLine], None] | None = None,
+        on_score: Callable[[ScoreLine], object] | None = None,
         on_labelled: Callable[[Labelled], None] | None = None,
     ) -> None:
         """``future_reference``: events beyond it (plus the allowed skew) are rejected
@@ -188,7 +189,7 @@ def replay_lines(
     on_alert: Callable[[Alert], None],
     until: datetime | None = None,
     future_reference: datetime | None = None,
-    on_score: Callable[[ScoreLine], None] | None = None,
+    on_score: Callable[[ScoreLine], object] | None = None,
     model: ChurnModel | None = None,
 ) -> ReplaySummary:
     run = Replay(config, on_alert, future_reference, model=model, on_score=on_score)

@@ -136,7 +136,8 @@ def score_openings(rule: str, openings: list[tuple[str, datetime]], truth: dict[
         churned_at = churners.get(customer)
         if churned_at is not None and churned_at - horizon <= at < churned_at and customer not in warned:
             warned[customer] = at
-    leads = [(churners[c] - at).total_seconds() / 86_400 for c, at in warned.items()]  # type: ignore[operator]
+    leads = [(churned - at).total_seconds() / 86_400 for c, at in warned.items()
+             if (churned := churners[c]) is not None]
     return RuleScore(rule, len(openings) - after, len(judged), hits, after, len(warned), len(churners),
                      round(statistics.median(leads), 1) if leads else None)
 

@@ -37,9 +37,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
-Source = Hashable  # a (topic, partition)
+Source = Hashable  # a (topic, partition); the maps of them are Mapping[Any, ...]: a Mapping's key is invariant
 
 
 class Progress(NamedTuple):
@@ -60,7 +60,7 @@ class Clock(Protocol):
     def observe(self, source: Source, offset: int, event_time: datetime | None) -> None:
         """A record was read from ``source``; ``event_time`` if it was an accepted event."""
 
-    def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
+    def now(self, progress: Mapping[Any, Progress]) -> datetime | None:
         """The sweep's time, given what the consumer knows of each source."""
 
     def recovered(self, sources: Iterable[Source], newest: datetime) -> None:
@@ -77,7 +77,7 @@ class WallClock:
     def observe(self, source: Source, offset: int, event_time: datetime | None) -> None:
         pass
 
-    def now(self, progress: Mapping[Source, Progress]) -> datetime:
+    def now(self, progress: Mapping[Any, Progress]) -> datetime:
         return datetime.now(UTC)
 
     def recovered(self, sources: Iterable[Source], newest: datetime) -> None:
@@ -111,7 +111,7 @@ class EventClock:
             known = self._recovered.get(source)
             self._recovered[source] = newest if known is None else max(known, newest)
 
-    def now(self, progress: Mapping[Source, Progress]) -> datetime | None:
+    def now(self, progress: Mapping[Any, Progress]) -> datetime | None:
         holding: list[tuple[datetime, Source, int, int | None]] = []  # (newest read, where, next offset, highwater)
         wall = self._monotonic()
         for source, (highwater, committed) in progress.items():
@@ -125,6 +125,7 @@ class EventClock:
                 self._hold(source, next_offset, highwater, "nothing read yet")
                 return None
             holding.append((newest, source, next_offset, highwater))
+        candidate: datetime | None
         if holding:
             candidate, source, next_offset, highwater = min(holding, key=lambda held: held[0])
             if self._watermark is not None and candidate < self._watermark:

@@ -25,14 +25,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
-from churnwatch.schemas.intake import decode_event
+from churnwatch.schemas.events import Event
+from churnwatch.schemas.intake import Rejection, decode_event
 from churnwatch.worker.changelog import Acknowledger, ChangelogWriter
 from churnwatch.worker.faust_private import let_go, read_again
 from churnwatch.worker.merge import Arrival, Decoded, EventTimeMerge, Held
 from churnwatch.worker.processor import Processor
-from churnwatch.worker.sweep import decode_tick
+from churnwatch.worker.sweep import SweepTick, decode_tick
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ class Sequencer:
         return [held.message.message for held in dropped]
 
     async def _process(self, stream: Acknowledger, held: Held) -> None:
-        await self.processor.handle(held.message, held.decoded, held.late)
+        # The merge holds what this sequencer gave it: events, rejections and sweep ticks.
+        await self.processor.handle(held.message, cast("Event | SweepTick | Rejection", held.decoded), held.late)
         if self.states.hold(stream, held.message):
             await self.states.write()
 

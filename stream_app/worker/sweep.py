@@ -195,7 +195,7 @@ class Sweeper:
         if wall - self._last_said >= WAIT_LOG_S:
             self._last_said = wall
             held_by = self.clock.held_by
-            state = fetch_state(self.app.consumer, TP(*held_by)) if held_by is not None else "?"
+            state = fetch_state(self.app.consumer, TP(*held_by)) if isinstance(held_by, tuple) else "?"
             log.info("the sweep has waited %.0f s for the partitions to catch up: %s (%s)",
                      wall - self._waiting_since, self.clock.waiting_on or "?", state)
 

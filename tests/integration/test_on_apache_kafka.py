@@ -50,7 +50,7 @@ EAGER_CLEANER = {
 }
 
 
-def _round(n: int) -> list:  # type: ignore[type-arg]
+def _round(n: int) -> list:
     return [e for c in range(CUSTOMERS)
             for e in (login(day(n), f"compact-{c}"), usage(day(n), quantity=n + 1, customer=f"compact-{c}"))]
 

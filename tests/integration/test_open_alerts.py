@@ -25,8 +25,8 @@ from tests.support.worker import http_get, make_settings, publish_events, wait_f
 pytestmark = pytest.mark.integration
 
 
-def _open(settings: object, query: str = "") -> dict | None:  # type: ignore[type-arg]
-    status, body = http_get(settings, f"/alerts{query}")  # type: ignore[arg-type]
+def _open(settings: object, query: str = "") -> dict | None:
+    status, body = http_get(settings, f"/alerts{query}")
     return json.loads(body) if status == 200 else None
 
 
@@ -41,7 +41,7 @@ def test_open_alerts_are_the_unresolved_episodes_and_survive_a_restart(broker: B
                                                                                    invoice="inv-h"),
                      failed(day(10), reason="card_expired", customer="payer")]
 
-    def customers(answer: dict | None) -> list[str] | None:  # type: ignore[type-arg]
+    def customers(answer: dict | None) -> list[str] | None:
         return None if answer is None else [a["customer_id"] for a in answer["alerts"]]
 
     with WorkerProcess(settings, tmp_path / "first.log", broker.worker_env) as first:
@@ -52,7 +52,7 @@ def test_open_alerts_are_the_unresolved_episodes_and_survive_a_restart(broker: B
         assert (shown["rule"], shown["status"], shown["severity"]) == ("payment_failure", "firing", "high")
         assert seen["open"] == 1 and seen["by_rule"] == {"payment_failure": 1}
         assert shown["reasons"] and shown["recommended_action"]
-        assert _open(settings, "?rule=disengagement")["open"] == 0  # type: ignore[index]
+        assert _open(settings, "?rule=disengagement")["open"] == 0
         assert http_get(settings, "/alerts?severity=urgent")[0] == 400
     saved = json.loads(settings.open_alerts_file.read_text())
     assert sum(saved["read"].values()) == 3  # healed's opening and resolution, payer's opening

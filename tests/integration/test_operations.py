@@ -100,7 +100,7 @@ def test_metrics_count_known_traffic_and_lookup_shows_state(worker: tuple[Settin
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
                 for family in text_string_to_metric_families(body.decode()) for s in family.samples}
 
-    def counted() -> dict | None:  # type: ignore[type-arg]
+    def counted() -> dict | None:
         found = samples()
         done = found.get(("churnwatch_events_consumed_total", (("outcome", "applied"), ("type", "usage")))) == 3
         return found if done else None
@@ -149,8 +149,8 @@ def test_json_logs_are_one_object_a_line_and_start_with_the_settings(worker: tup
     assert records, process.log_text()[-3000:]
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     (start,) = [r for r in records if str(r["message"]).startswith("churnwatch ")]
-    assert start["settings"]["bootstrap_servers"] == settings.bootstrap_servers  # type: ignore[index]
-    assert start["settings"]["log_format"] == "json"  # type: ignore[index]
+    assert start["settings"]["bootstrap_servers"] == settings.bootstrap_servers
+    assert start["settings"]["log_format"] == "json"
 
 
 def test_either_worker_answers_a_lookup_and_the_open_alerts_for_any_customer(

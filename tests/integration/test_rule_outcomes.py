@@ -44,7 +44,7 @@ def test_a_worker_judges_its_alerts_and_keeps_the_numbers_across_a_restart(broke
           for d in range(1, last + 1)),
     ]
 
-    def rules() -> dict | None:  # type: ignore[type-arg]
+    def rules() -> dict | None:
         status, body = http_get(settings, "/rules")
         report = json.loads(body) if status == 200 else None
         return report if report and report["churners"] == 2 else None

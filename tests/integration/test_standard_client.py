@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 WAIT_S = 90.0
 
 
-def _follow(bootstrap: str, topic: str, found, timeout_s: float = WAIT_S) -> list[bytes]:  # type: ignore[no-untyped-def]
+def _follow(bootstrap: str, topic: str, found, timeout_s: float = WAIT_S) -> list[bytes]:
     """Read ``topic`` from the start with librdkafka until ``found(values)`` or the time is up."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"follower-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})

@@ -42,7 +42,7 @@ async def _publish(settings: Settings, *messages: tuple[str, bytes | None, bytes
             await publisher.publish_raw(topic, key, value)
 
 
-def _read(settings: Settings, topic: str, done, worker: WorkerProcess) -> list:  # type: ignore[no-untyped-def]
+def _read(settings: Settings, topic: str, done, worker: WorkerProcess) -> list:
     return asyncio.run(collect(settings.bootstrap_servers, topic, done, WAIT_S, until=worker.dead))
 
 
@@ -113,7 +113,7 @@ def test_bad_messages_go_to_dead_letters_and_the_worker_goes_on(
         (settings.topic_payments, b"cust-dl", after.model_dump_json().encode()),
     ))
 
-    def three_of_mine(records: list) -> bool:  # type: ignore[type-arg]
+    def three_of_mine(records: list) -> bool:
         return sum(r.key == b"cust-dl" for r in records) >= 3
 
     letters = _read(settings, settings.topic_dead_letters, three_of_mine, worker)
@@ -165,11 +165,11 @@ def test_a_burst_of_one_customer_is_written_to_the_changelog_once_per_batch(
                                      for e in burst)))
     changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"
 
-    def sessions(record) -> int:  # type: ignore[no-untyped-def]
+    def sessions(record) -> int:
         state = CustomerState.from_bytes(record.value)
         return sum(kinds.get("session", 0) for kinds in state.activity.values())
 
-    def mine(records):  # type: ignore[no-untyped-def]
+    def mine(records):
         return [r for r in records if r.key == b'"cust-burst"']
 
     records = mine(_read(settings, changelog, lambda rs: any(sessions(r) == 300 for r in mine(rs)), worker))

@@ -12,7 +12,7 @@ from churnwatch.settings import Settings
 from churnwatch.worker.app import STATE_TABLE
 
 
-def latest_states(records) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+def latest_states(records) -> dict[str, dict[str, object]]:
     """Each customer's newest state in changelog records (in topic order), as comparable facts."""
     states: dict[str, dict[str, object]] = {}
     for record in records:
@@ -22,7 +22,7 @@ def latest_states(records) -> dict[str, dict[str, object]]:  # type: ignore[no-u
     return states
 
 
-def changelog_states(settings: Settings, want: dict[str, dict[str, object]], until, timeout_s: float = 120.0,  # type: ignore[no-untyped-def]
+def changelog_states(settings: Settings, want: dict[str, dict[str, object]], until, timeout_s: float = 120.0,
                      ) -> dict[str, dict[str, object]]:
     """The table's newest states as its changelog holds them, read until they equal ``want`` or time is up."""
     changelog = f"{settings.app_id}-{STATE_TABLE}-changelog"

@@ -100,7 +100,7 @@ def events_applied(settings: Settings) -> float:
     return metric_total(settings, "churnwatch_events_consumed_total", unless={"outcome": "duplicate"})
 
 
-def wait_for(check, timeout_s: float = 90.0):  # type: ignore[no-untyped-def]
+def wait_for(check, timeout_s: float = 90.0):
     """``check()`` until it returns something true or time runs out; a worker not listening yet is a no."""
     deadline = time.monotonic() + timeout_s
     while True:

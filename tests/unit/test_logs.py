@@ -33,6 +33,6 @@ def test_rejections_beyond_a_few_a_minute_are_counted_not_logged(caplog: pytest.
         now[0] = 61.0
         log.flush_if_due()  # the window ended quietly: its count is said anyway
         assert caplog.records[-1].getMessage().startswith("8 more messages rejected in the last 60 s")
-        assert caplog.records[-1].rejected_not_shown == {"not_json": 7, "key_mismatch": 1}  # type: ignore[attr-defined]
+        assert caplog.records[-1].rejected_not_shown == {"not_json": 7, "key_mismatch": 1}
         log.rejected("t[0]@3", bad)  # a new window shows rejections again
         assert len(caplog.records) == 5 and "t[0]@3" in caplog.records[-1].getMessage()

@@ -141,7 +141,7 @@ def test_the_compose_stack_is_complete() -> None:
     assert "healthcheck" in kafka and any("kafka-data" in v for v in kafka["volumes"])
     topics = services["topics"]
     assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
-    created = re.search(r"for topic in ([^;]+);", topics["command"][0]).group(1).split()  # type: ignore[union-attr]
+    created = re.search(r"for topic in ([^;]+);", topics["command"][0]).group(1).split()
     defaults = Settings()
     assert set(created) == {*defaults.co_partitioned_topics, defaults.topic_alerts, defaults.topic_dead_letters}
     labels = re.search(r"--topic (\S+) --partitions 1 .*retention\.ms=(\d+)", topics["command"][0])
@@ -199,7 +199,7 @@ def test_the_compose_kafka_runs_the_settings_the_kafka_tests_run() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     kafka = compose["services"]["kafka"]
     pom = (ROOT / "ops/kafka/pom.xml").read_text()
-    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)  # type: ignore[union-attr]
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
     assert kafka["image"] == f"apache/kafka:{version}"
     composed = {key.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
                 for key, value in kafka["environment"].items()}

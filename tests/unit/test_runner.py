@@ -41,7 +41,7 @@ def test_an_event_is_applied_kept_and_its_due_time_indexed() -> None:
     step = runner.event(event, reference=day(3), source=("payments", 2), offset=7, partition=2)
     assert step.rejection is None and step.event == event and step.changed
     assert [a.rule for a in step.alerts] == [RuleName.PAYMENT_FAILURE]
-    assert states["acme"] is step.transition.state  # type: ignore[union-attr]
+    assert states["acme"] is step.transition.state
     assert clock.observed == [(("payments", 2), 7, day(3))]
     due = index.pop_due(10**12, 10)
     assert [(d.customer_id, d.partition) for d in due] == [("acme", 2)]

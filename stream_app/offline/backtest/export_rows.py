@@ -108,10 +108,10 @@ def read_periods(path: Path, layout: ExportLayout, report: ImportReport) -> dict
         for row in rows:
             report.subscription_rows += 1
             problem, parsed = _period_row(row, columns, has_period)
-            if problem:
+            if parsed is None:
                 report.bad_rows[f"subscriptions: {problem}"] += 1
                 continue
-            customer, start, end, mrr, product, months = parsed  # type: ignore[misc]
+            customer, start, end, mrr, product, months = parsed
             grouped.setdefault((customer, start), []).append((end, mrr, product, months))
     periods: dict[str, list[Period]] = {}
     for (customer, start), parts in grouped.items():
@@ -127,7 +127,12 @@ def read_periods(path: Path, layout: ExportLayout, report: ImportReport) -> dict
     return periods
 
 
-def _period_row(row: dict[str, str], columns: SubscriptionColumns, has_period: bool) -> tuple[str | None, object]:
+# A subscriptions row as read: customer, start, end (seconds), MRR, product, billing months.
+_PeriodRow = tuple[str, int, int, float, str, int | None]
+
+
+def _period_row(row: dict[str, str], columns: SubscriptionColumns,
+                has_period: bool) -> tuple[str, None] | tuple[None, _PeriodRow]:
     customer = (row.get(columns.customer) or "").strip()
     if not customer:
         return "no customer id", None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import UTC, datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from churnwatch.rules.features import LONG_DAYS, MAX_DAYS
@@ -28,7 +28,8 @@ MAX_NAMES = 64
 FOLDS = 5
 
 
-def _by_month(labelled: Sequence[SnapshotScore], out_of_fold: object, auc: object) -> dict[str, object]:
+def _by_month(labelled: Sequence[SnapshotScore], out_of_fold: Sequence[float],
+              auc: Callable[[list[int], list[float]], float]) -> dict[str, object]:
     """Per month of snapshot time: the online and the reference ROC AUC on the snapshots both scored.
 
     Pooled over months, an AUC also rewards telling months apart (a month when
@@ -37,16 +38,16 @@ def _by_month(labelled: Sequence[SnapshotScore], out_of_fold: object, auc: objec
     """
     months: dict[str, list[int]] = {}
     for i, s in enumerate(labelled):
-        if s.probability is not None:
+        if s.probability is not None and s.label is not None:
             months.setdefault(datetime.fromtimestamp(s.taken_at, UTC).strftime("%Y-%m"), []).append(i)
     out: dict[str, object] = {}
     for month, rows in sorted(months.items()):
-        labels = [labelled[i].label for i in rows]
-        if 0 < sum(labels) < len(labels):  # type: ignore[arg-type]
+        labels = [int(labelled[i].label or 0) for i in rows]
+        if 0 < sum(labels) < len(labels):
             out[month] = {
-                "snapshots": len(rows), "churn": sum(labels),  # type: ignore[arg-type]
-                "online_auc": round(float(auc(labels, [labelled[i].probability for i in rows])), 4),  # type: ignore[operator]
-                "reference_auc": round(float(auc(labels, [out_of_fold[i] for i in rows])), 4),  # type: ignore[index,operator]
+                "snapshots": len(rows), "churn": sum(labels),
+                "online_auc": round(float(auc(labels, [float(labelled[i].probability or 0.0) for i in rows])), 4),
+                "reference_auc": round(float(auc(labels, [float(out_of_fold[i]) for i in rows])), 4),
             }
     return out
 
@@ -96,7 +97,7 @@ def offline_reference(snapshots: Sequence[SnapshotScore], folds: int = FOLDS, se
                   if scored.any() and 0 < y[scored].sum() < scored.sum() else None)
     mean = float(np.mean(aucs))
     return {
-        "by_month": _by_month(labelled, out_of_fold, roc_auc_score),
+        "by_month": _by_month(labelled, out_of_fold.tolist(), roc_auc_score),
         "folds": folds,
         "snapshots": len(labelled),
         "positives": positives,

@@ -110,7 +110,7 @@ def run_session(source: Source, config: RulesConfig, out: Path, start: datetime 
     return Outcome(backtest, judged_reference, curve, deciles, chart)
 
 
-def _day_progress(progress: Progress, reading: TaskID, name: str, end: datetime | None):  # type: ignore[no-untyped-def]
+def _day_progress(progress: Progress, reading: TaskID, name: str, end: datetime | None):
     """Progress in days of history replayed (an export's file is all read and sorted by then)."""
     replaying = progress.add_task("replaying", total=None, visible=False)
     first: list[datetime] = []

@@ -158,7 +158,7 @@ class Export:
             report.customers = len(customers)
 
     def _count(self, event: Event) -> Event:
-        kind = event.type if event.type != "usage" else ("login" if event.kind == "login" else "action")
+        kind: str = event.type if event.type != "usage" else ("login" if event.kind == "login" else "action")
         if event.type == "subscription":
             kind = f"subscription {event.action.value}"
         self.report.events[kind] += 1

@@ -23,9 +23,9 @@ def _lookup(holders: dict[str, dict[str, list[int]]] | None = None, now: int | N
 def test_a_known_customer_is_summed_up_with_its_open_episodes() -> None:
     summary = _lookup().summary("acme")
     assert summary is not None and summary["customer_id"] == "acme"
-    assert [e["rule"] for e in summary["open_episodes"]] == ["payment_failure"]  # type: ignore[index, union-attr]
+    assert [e["rule"] for e in summary["open_episodes"]] == ["payment_failure"]
     risk = summary["risk"]
-    assert risk["model_ready"] is False and risk["probability"] is None  # type: ignore[index]
+    assert risk["model_ready"] is False and risk["probability"] is None
 
 
 def test_features_read_in_plain_units_beside_the_models_inputs() -> None:
@@ -33,10 +33,10 @@ def test_features_read_in_plain_units_beside_the_models_inputs() -> None:
     assert summary is not None and summary["as_of"] == day(2).isoformat().replace("+00:00", "Z")
     features, inputs = summary["features"], summary["model_inputs"]
     # Seen on day 1 and 2: one day of tenure at its last event, one login, one unpaid failure.
-    assert features["tenure_days"] == 1.0 and features["unpaid_failures"] == 1  # type: ignore[index]
-    assert features["days_since_login"] == 1.0 and features["active_days_28"] == 1  # type: ignore[index]
-    assert features["usage"]["login"] == {"last_7_days": 1, "last_28_days": 1, "28_days_before": 0}  # type: ignore[index]
-    assert inputs["tenure_days"] == round(math.log1p(1.0), 4)  # type: ignore[index]
+    assert features["tenure_days"] == 1.0 and features["unpaid_failures"] == 1
+    assert features["days_since_login"] == 1.0 and features["active_days_28"] == 1
+    assert features["usage"]["login"] == {"last_7_days": 1, "last_28_days": 1, "28_days_before": 0}
+    assert inputs["tenure_days"] == round(math.log1p(1.0), 4)
 
 
 def test_an_unknown_customer_has_no_summary_and_its_owner_is_the_holder_of_its_partition() -> None:
@@ -54,8 +54,8 @@ def test_a_silent_customer_reads_as_silent_now_not_as_of_their_last_event() -> N
     summary = _lookup(now=to_seconds(day(51))).summary("acme")
     assert summary is not None and summary["as_of"] == day(51).isoformat().replace("+00:00", "Z")
     features = summary["features"]
-    assert features["days_since_login"] == 50.0 and features["tenure_days"] == 50.0  # type: ignore[index]
-    assert features["active_days_28"] == 0  # type: ignore[index]
+    assert features["days_since_login"] == 50.0 and features["tenure_days"] == 50.0
+    assert features["active_days_28"] == 0
     # A clock behind the customer's last event (a partition read ahead) does not take the answer back.
     earlier = _lookup(now=to_seconds(day(1))).summary("acme")
-    assert earlier is not None and earlier["features"]["days_since_login"] == 1.0  # type: ignore[index]
+    assert earlier is not None and earlier["features"]["days_since_login"] == 1.0

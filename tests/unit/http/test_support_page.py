@@ -11,7 +11,7 @@ MODEL_SHUT = {"gate_open": False, "recent_roc_auc": None, "recent_roc_auc_bound"
               "learned_until": None}
 
 
-def outcomes() -> dict:  # type: ignore[type-arg]
+def outcomes() -> dict:
     return {"worker": "w1", "horizon_days": 30, **Scoreboard().report()}
 
 

@@ -28,7 +28,7 @@ from churnwatch.offline.simulator import simulate, write_simulation
 from churnwatch.testing.events import day, failed, login, subscription, ticket, usage
 
 
-def fold(events: list[Event], config: RulesConfig = RulesConfig(), scorer=None) -> tuple[CustomerState, list[Labelled]]:  # type: ignore[no-untyped-def]
+def fold(events: list[Event], config: RulesConfig = RulesConfig(), scorer=None) -> tuple[CustomerState, list[Labelled]]:
     state = None
     labelled: list[Labelled] = []
     for event in events:
@@ -205,7 +205,7 @@ def _observation(rng: random.Random, churner: bool) -> Observation:
 
 def trained(n: int = 3000, seed: int = 1, signal: bool = True, **config: object) -> ChurnModel:
     rng = random.Random(seed)
-    model = ChurnModel(ModelConfig(learning_rate=0.01, min_labels=200, **config))  # type: ignore[arg-type]
+    model = ChurnModel(ModelConfig(learning_rate=0.01, min_labels=200, **config))
     for i in range(n):
         churner = rng.random() < 0.1
         seen = _observation(rng, churner if signal else rng.random() < 0.1)
@@ -311,7 +311,7 @@ def test_model_risk_fires_within_the_budget_and_explains() -> None:
     assert quiet.state is not None
     active = apply_event(quiet.state, login(day(22)), day(22), scorer=model)
     assert [a.rule for a in active.alerts] == []  # judged weekly, not on every event
-    weekly = evaluate(active.state, day(28), scorer=model)  # type: ignore[arg-type]
+    weekly = evaluate(active.state, day(28), scorer=model)
     assert [(a.rule, a.status) for a in weekly.alerts] == [(RuleName.MODEL_RISK, "resolved")]
     assert "No longer among the riskiest" in weekly.alerts[0].reasons[0]
 
@@ -396,7 +396,7 @@ def test_a_snapshot_scored_late_alerts_as_of_its_own_time_whether_a_tick_or_an_e
 
     def alerts(made_at_once: bool, tick_first: bool, cancels: bool) -> list[str]:
         model = VersionedModel()
-        runner = Runner(RulesConfig(), model, MemoryStates(), DueIndex(), Clock())  # type: ignore[arg-type]
+        runner = Runner(RulesConfig(), model, MemoryStates(), DueIndex(), Clock())
         sent = []
         for event in (login(day(0)), subscription(day(0.5), 50, action="started")):
             sent += runner.event(event, None).alerts

@@ -53,7 +53,7 @@ def test_alerts_judged_against_the_truth_of_the_export(export: Path) -> None:
     # The commitments to annual billing are not downgrades: every revenue alert names a cheaper tier.
     revenue = [a for a in backtest.alerts if a.rule == "revenue_churn" and a.status == "firing"]
     assert revenue and all("basic_mthly" in a.reasons[0] for a in revenue)
-    assert all(a.triggered_at < churned.get(a.customer_id) or not churned.get(a.customer_id)  # type: ignore[operator]
+    assert all(a.triggered_at < churned.get(a.customer_id) or not churned.get(a.customer_id)
                for a in backtest.alerts if a.rule == "model_risk")
     curve = budget_curve(backtest)
     assert [p.score.alerts for p in curve] == sorted(p.score.alerts for p in curve)  # a bigger budget sends more

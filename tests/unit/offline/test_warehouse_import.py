@@ -115,7 +115,7 @@ def test_a_mapping_file_renames_columns_and_bad_ones_are_named(tmp_path: Path) -
                        '[events]\ncustomer = "who"\ntime = "when"\nname = "what"\n')
     export = Export(write(tmp_path / "e.csv", events), None, load_layout(mapping))
     (login, action) = list(export.events())
-    assert action.customer_id == "acme" and action.feature == "export_report"  # type: ignore[union-attr]
+    assert action.customer_id == "acme" and action.feature == "export_report"
     assert action.occurred_at == datetime(2022, 5, 1, 8, tzinfo=UTC)
     mapping.write_text('[events]\ncustomer = "who"\ncolour = "red"\n')
     with pytest.raises(LayoutError, match="events.colour"):

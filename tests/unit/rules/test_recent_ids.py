@@ -13,7 +13,7 @@ ids = st.dictionaries(st.text(min_size=1, max_size=6, alphabet=st.sampled_from("
 
 
 @given(ids, st.integers(min_value=1, max_value=12), st.randoms())
-def test_the_newest_are_kept_whatever_the_order(seen: dict[str, int], limit: int, rng) -> None:  # type: ignore[no-untyped-def]
+def test_the_newest_are_kept_whatever_the_order(seen: dict[str, int], limit: int, rng) -> None:
     arrivals = list(seen.items())
     rng.shuffle(arrivals)
     kept = RecentIds()

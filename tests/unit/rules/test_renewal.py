@@ -25,7 +25,7 @@ def _renewal(alerts: list[Alert]) -> list[Alert]:
     return [a for a in alerts if a.rule.value == "renewal_at_risk"]
 
 
-def _busy(first: int, last: int) -> list:  # type: ignore[type-arg]
+def _busy(first: int, last: int) -> list:
     return [e for n in range(first, last) for e in (login(day(n + 0.4)), usage(day(n + 0.5), quantity=5))]
 
 

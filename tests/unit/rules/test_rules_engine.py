@@ -285,7 +285,7 @@ def test_usage_read_behind_a_customers_other_topics_keeps_its_days() -> None:
     more = apply_event(state, usage(day(10)), day(10))
     assert more.outcome is Outcome.APPLIED
     # Older than the window counted back from the newest usage: too old, as before.
-    assert apply_event(more.state, usage(day(10 - 61)), day(10)).outcome is Outcome.TOO_OLD  # type: ignore[arg-type]
+    assert apply_event(more.state, usage(day(10 - 61)), day(10)).outcome is Outcome.TOO_OLD
 
 
 def test_late_events_land_in_their_own_day() -> None:
@@ -339,7 +339,7 @@ def test_catching_up_judges_each_due_time_up_to_a_time_as_single_ticks_would() -
     current = state
     while (due := current.next_due_at) is not None and due <= until:
         one_by_one.append(evaluate(current, to_datetime(due)))
-        current = one_by_one[-1].state  # type: ignore[assignment]
+        current = one_by_one[-1].state
     assert len(one_by_one) > 5  # silent for weeks: many due times between
     at_once = catch_up(state, until)
     assert at_once is not None and at_once.state == one_by_one[-1].state

@@ -60,7 +60,7 @@ def fold_all(sequence: list[Event]) -> CustomerState:
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(events(), st.randoms(use_true_random=False))
-def test_reordering_does_not_change_the_facts(sequence: list[Event], rng) -> None:  # type: ignore[no-untyped-def]
+def test_reordering_does_not_change_the_facts(sequence: list[Event], rng) -> None:
     shuffled = list(sequence)
     rng.shuffle(shuffled)
     assert fold_all(shuffled).facts() == fold_all(sorted(sequence, key=lambda e: e.occurred_at)).facts()

@@ -67,7 +67,7 @@ class Stream:
         return True
 
 
-def _state(customer: str, n: int):  # type: ignore[no-untyped-def]
+def _state(customer: str, n: int):
     event = login(day(n), customer)
     return new_state(event).model_copy(update={"last_event_at": n})
 

@@ -55,7 +55,7 @@ class Thread:
         return 100
 
 
-def _record(tp: TP, offset: int) -> ConsumerRecord:  # type: ignore[type-arg]
+def _record(tp: TP, offset: int) -> ConsumerRecord:
     return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ())
 
 
@@ -82,7 +82,7 @@ def test_rewind_uncommitted_seeks_the_partitions_never_committed_to_their_start(
         consumer = await _assigned(app, {done, never})
         consumer._thread = thread = Thread()
         thread.committed = {done: 12}
-        thread.assignment = lambda: {done, never}  # type: ignore[attr-defined]
+        thread.assignment = lambda: {done, never}
         await consumer.perform_seek()
         assert consumer._committed_offset[done] == 12
         return thread.sought
@@ -268,7 +268,7 @@ def test_store_and_stored_values_reach_the_on_disk_stores_partition_databases(tm
     assert faust_private.store(table, "acme", b"state", 2) is True
     assert faust_private.store(table, "acme", b"newer", 2) is False  # known on disk now
     changelog = table.changelog_topic_name
-    app.assignor.assigned_actives = lambda: {TP(changelog, 2)}  # type: ignore[method-assign]
+    app.assignor.assigned_actives = lambda: {TP(changelog, 2)}
 
     async def values() -> list[tuple[int, bytes]]:
         return [found async for found in faust_private.stored_values(table)]
@@ -290,7 +290,7 @@ def test_stored_value_finds_a_key_in_its_own_partition_whatever_event_the_stream
         message = SimpleNamespace(partition=0)
 
     other = Event()
-    _current_event.set(ref(other))  # type: ignore[arg-type]
+    _current_event.set(ref(other))
     try:
         assert table.data.get("acme") is None  # what Faust's own lookup finds meanwhile
         assert faust_private.stored_value(table, "acme", 2) == b"state"

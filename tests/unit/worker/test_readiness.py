@@ -26,6 +26,6 @@ def test_faust_s_per_message_monitor_is_quiet(tmp_path: Path) -> None:
     """Nothing of churnwatch reads Faust's own statistics: its per-message bookkeeping is off."""
     settings = Settings(bootstrap_servers="127.0.0.1:9", data_dir=tmp_path)
     monitor = build_app(settings, RulesConfig()).monitor
-    monitor.on_message_in(None, 0, None)  # type: ignore[arg-type]
-    assert monitor.on_stream_event_in(None, 0, None, None) is None  # type: ignore[arg-type]
+    monitor.on_message_in(None, 0, None)
+    assert monitor.on_stream_event_in(None, 0, None, None) is None
     assert monitor.messages_received_total == 0 and monitor.events_total == 0
