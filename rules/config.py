@@ -136,6 +136,8 @@ class ModelConfig(_Section):
     selection: Literal["budget", "threshold"] = "budget"
     budget_share: Annotated[float, Field(gt=0, le=1)] = 0.05
     budget_per_day: Annotated[float, Field(ge=0)] = 0.0
+    lift_floor: Annotated[float, Field(ge=0)] = 0.0
+    lift_min_hits: Annotated[int, Field(ge=1)] = 10
     clear_share: Annotated[float, Field(gt=0, le=1)] = 0.1
     rank_by: Literal["revenue_at_stake", "probability"] = "revenue_at_stake"
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5

@@ -283,7 +283,8 @@ def _score_pending(
         if risk is None or at >= risk.assessed_at:
             risk = Risk(assessed=score.probability, assessed_at=at, ready=score.ready, drivers=score.drivers,
                         stake=at_stake, rank=None if rank is None else rank.share,
-                        population=0 if rank is None else rank.population)
+                        population=0 if rank is None else rank.population,
+                        budget=None if rank is None else rank.budget)
         # Scores of a model still warming up are neither kept nor ranked: the
         # model's own numbers (ROC AUC, log loss) judge the model in use.
         kept = score.warm

@@ -40,6 +40,7 @@ class Score(NamedTuple):
 class Rank(NamedTuple):
     share: float  # of the week's assessments, the share with a higher stake
     population: int  # how many were assessed in the week
+    budget: float | None = None  # the top share the model's precision supports (model.lift_floor); None: off
 
 
 class ModelView(Protocol):
@@ -63,11 +64,15 @@ def explain(drivers: tuple[Driver, ...]) -> str:
 
 
 def budget_shares(risk: Risk, config: ModelConfig) -> tuple[float, float]:
-    """(share that opens an episode, share that keeps one open), per ``budget_per_day`` if set."""
+    """(share that opens an episode, share that keeps one open), per ``budget_per_day`` if set, no deeper than
+    the model's precision supports (``risk.budget``, with ``lift_floor``)."""
+    opening, keeping = config.budget_share, config.clear_share
     if config.budget_per_day > 0 and risk.population:
         opening = min(1.0, config.budget_per_day * config.snapshot_every_days / risk.population)
-        return opening, min(1.0, opening * config.clear_share / config.budget_share)
-    return config.budget_share, config.clear_share
+        keeping = min(1.0, opening * config.clear_share / config.budget_share)
+    if risk.budget is not None and risk.budget < opening:
+        keeping, opening = keeping * risk.budget / opening, risk.budget
+    return opening, keeping
 
 
 def condition(state: CustomerState, now: int, config: RulesConfig) -> Condition | None:

@@ -202,6 +202,7 @@ class Risk(_Fact):
     # 0.01 is the top 1%. None when too few were assessed to rank against.
     rank: float | None = None
     population: int = 0  # how many were assessed that week
+    budget: float | None = None  # the top share the model's precision supported that week (model.lift_floor)
 
 
 class Episode(_Fact):

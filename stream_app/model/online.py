@@ -61,11 +61,11 @@ from churnwatch.rules.config import ModelConfig
 from churnwatch.rules.engine import Assessment
 from churnwatch.rules.features import FeatureSet, inputs
 from churnwatch.rules.labels import Labelled, version_start
-from churnwatch.rules.model_risk import Rank, Score
+from churnwatch.rules.model_risk import Rank, Score, stake
 from churnwatch.rules.state import Driver, Observation
 from churnwatch.model.calibration import Platt
 from churnwatch.model.learned import LearnedRecently, label_id
-from churnwatch.model.ranking import WeeklyRanking
+from churnwatch.model.ranking import WeeklyRanking, deepest_share
 from churnwatch.model.roc import StreamingAUC, auc_lower_bound, logit
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,9 @@ class ChurnModel:
         self.scored: Counter[int] = Counter()  # labels that came with a probability (in AUC)
         self.skipped: Counter[str] = Counter()  # labels the model could not learn from, by reason
         self.ranking = WeeklyRanking(config.snapshot_every_days)
+        # The recent labels' stakes as scored at snapshot time, and the top share their precision supports.
+        self.stakes: deque[tuple[float, int]] = deque(maxlen=config.gate_window)
+        self.budget: float | None = None
         # Where a worker's model is in the labels topic (the next offset to learn), and what it took
         # lately: saved with it, so a restart reads on from there (churnwatch.worker.labels).
         self.labels_read = 0
@@ -129,8 +132,10 @@ class ChurnModel:
         return Score(self.calibration(raw), self.warm, self.ready, drivers, self.feature_set.id, round(raw, 6))
 
     def rank(self, stake: float, now: int) -> Rank | None:
-        """Among the assessments of the week before the version (the same for every worker)."""
-        return self.ranking.rank(stake, self.learned_until if self.learned_until is not None else now)
+        """Among the assessments of the week before the version (the same for every worker), with the depth
+        the version's precision supports."""
+        found = self.ranking.rank(stake, self.learned_until if self.learned_until is not None else now)
+        return None if found is None else found._replace(budget=self.budget)
 
     def covers(self, at: int) -> bool:
         """Whether this is the version that scores a snapshot taken at ``at`` (or a later one)."""
@@ -229,6 +234,7 @@ class ChurnModel:
             p = min(max(example.probability, 1e-12), 1 - 1e-12)
             self.log_loss_total += -math.log(p if label else 1 - p)
             self.scored[label] += 1
+            self.stakes.append((stake(example.probability, example.observation.mrr, self.config), label))
         if example.raw is not None:
             self.recent_pairs.append((logit(example.raw), label))
         values = inputs(example.observation, self.feature_set)
@@ -243,11 +249,20 @@ class ChurnModel:
         if total % every == 0 or (total < every and total & (total - 1) == 0):
             self._choose_vocabulary()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A checkpoint saved before the budget followed precision: its recent stakes start empty."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("stakes", deque(maxlen=self.config.gate_window))
+        self.__dict__.setdefault("budget", None)
+
     def _refresh(self) -> None:
-        """Judge the gate and refit the calibration on the recent labels' scores."""
+        """Judge the gate, refit the calibration and size the budget on the recent labels' scores."""
         self.gate_open = self.recent.positives >= self.config.gate_min_positives and (
             (bound := self.recent_auc_bound()) is not None and bound >= self.config.auc_floor)
         self.calibration.fit(list(self.recent_pairs))
+        config = self.config
+        self.budget = (deepest_share(self.stakes, config.lift_floor, config.budget_share, config.lift_min_hits,
+                                     config.gate_confidence) if config.lift_floor > 0 else None)
 
     def recent_auc_bound(self) -> float | None:
         """The recent ROC AUC's lower bound at ``gate_confidence`` (None while a class is missing)."""
@@ -285,6 +300,8 @@ class ChurnModel:
             # What the gate judges: the recent AUC's lower bound at ``gate_confidence``.
             "recent_roc_auc_bound": _rounded(self.recent_auc_bound()),
             "gate_open": self.gate_open,
+            # The top share of the week's assessments the recent precision supports (model.lift_floor; None: off).
+            "budget": _rounded(self.budget),
             "ready": self.ready,
             "feature_set": self.feature_set.id,
             "usage_names": len(self.feature_set.names),

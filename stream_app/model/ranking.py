@@ -1,4 +1,4 @@
-"""The week's ranking of assessed customers, for the model_risk alert budget.
+"""The week's ranking of assessed customers, for the model_risk alert budget, and how deep it may go.
 
 Every customer is assessed once a week (at their snapshot), so the stakes of
 the last ``days`` days are one per active customer: the population a budget
@@ -9,7 +9,10 @@ against them before it joins them.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import deque
+from collections.abc import Iterable
+from statistics import NormalDist
 
 from churnwatch.rules.clock_math import DAY
 from churnwatch.rules.model_risk import Rank
@@ -43,3 +46,38 @@ class WeeklyRanking:
         self._expire(at)
         self._arrivals.append((at, stake))
         bisect.insort(self._sorted, stake)
+
+
+def wilson_lower(hits: int, n: int, confidence: float) -> float:
+    """A one-sided lower bound of a proportion (Wilson's score interval): sound at a handful of hits."""
+    if n == 0:
+        return 0.0
+    z = NormalDist().inv_cdf(confidence) if confidence > 0.5 else 0.0
+    p = hits / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z * z / n))
+
+
+def deepest_share(scored: Iterable[tuple[float, int]], lift_floor: float, cap: float, min_hits: int,
+                  confidence: float) -> float:
+    """The largest top share of ``scored`` (stake, label), at most ``cap``, whose alerts taken together keep a
+    precision whose lower bound at ``confidence`` is ``lift_floor`` times the base rate; 0.0 when none does.
+
+    The precision of what is sent, not of the last customers added to it: it
+    is what a support team sees of the rule (``GET /rules``). The stakes are
+    the scores given at snapshot time, before the label was learned (as the
+    gate's AUC is): out of time, never the model's fit to its own past.
+    """
+    ordered = sorted(scored, key=lambda pair: -pair[0])
+    n = len(ordered)
+    positives = sum(label for _, label in ordered)
+    if not positives:
+        return 0.0
+    base = positives / n
+    best = hits = 0
+    for k, (_, label) in enumerate(ordered[:int(cap * n)], 1):
+        hits += label
+        if hits >= min_hits and wilson_lower(hits, k, confidence) >= lift_floor * base:
+            best = k
+    return best / n

@@ -15,8 +15,8 @@ from churnwatch.rules.clock_math import DAY, to_seconds
 from churnwatch.rules.config import ModelConfig, ModelFeaturesConfig, StateConfig
 from churnwatch.rules.features import ALL, POOLED, FeatureSet, describe, inputs, observe
 from churnwatch.rules.labels import PENDING, Labelled, label_snapshots, pending_since
-from churnwatch.rules.model_risk import Rank, Score
-from churnwatch.rules.state import Driver, Observation, Snapshot, outline
+from churnwatch.rules.model_risk import Rank, Score, budget_shares
+from churnwatch.rules.state import Driver, Observation, Risk, Snapshot, outline
 from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.events import Event
 from churnwatch.cli import main
@@ -330,6 +330,40 @@ def test_a_budget_per_day_is_a_share_of_the_week_assessed() -> None:
     assert "alert budget: top 1.0%" in alert.reasons[0]
 
 
+def test_a_budget_following_precision_narrows_what_opens_and_what_keeps_open() -> None:
+    config = RulesConfig(model=ModelConfig(budget_share=0.05, clear_share=0.1))
+    deep = Risk(assessed=0.4, assessed_at=0, rank=0.03, population=100, budget=0.05)
+    shallow = deep.model_copy(update={"budget": 0.02})
+    none = deep.model_copy(update={"budget": 0.0})
+    assert budget_shares(deep, config.model) == (0.05, 0.1)
+    assert budget_shares(shallow, config.model) == pytest.approx((0.02, 0.04))
+    assert budget_shares(none, config.model) == (0.0, 0.0)  # a dull ranking: no model_risk episode opens
+
+    class Shallow(FixedModel):
+        def rank(self, stake: float, now: int) -> Rank | None:
+            return Rank(0.03, self.population, budget=0.02)
+
+    model = Shallow()
+    state, _ = fold([login(day(0)), subscription(day(0.5), 50, action="started")], config, model)
+    assert evaluate(state, day(21), config, model).alerts == ()  # ranks 3%: inside the budget, not the depth
+    assert evaluate(state, day(21), config, FixedModel()).alerts  # without the depth it fires
+
+
+def test_a_model_with_a_lift_floor_sizes_its_budget_from_its_delayed_labels() -> None:
+    sharp = ChurnModel(ModelConfig(lift_floor=3.0, min_labels=0, budget_share=0.05))
+    off = ChurnModel(ModelConfig(min_labels=0))
+    rng = random.Random(3)
+    for n in range(2000):
+        churns = rng.random() < 0.05
+        observation = Observation(mrr=100.0, days_since_login=30.0 if churns else 1.0)
+        probability = 0.9 if churns else rng.random() * 0.5  # scored at snapshot time: a sharp ranking
+        for model in (sharp, off):
+            model.learn(Labelled(f"c{n}", n, observation, "v2", probability, int(churns)))
+    assert sharp.budget == pytest.approx(0.05, abs=0.005)  # as deep as the budget allows
+    assert off.budget is None and off.rank(1.0, 0) is None  # off, and too few assessments to rank
+    assert sharp.summary()["budget"] == sharp.budget
+
+
 # --- on simulated data -----------------------------------------------------------
 
 
@@ -455,3 +489,26 @@ def test_a_workers_own_checkpoint_comes_before_its_starting_model(tmp_path: Path
     started.save(checkpoint)
     assert ChurnModel.load(checkpoint, config, start).labels.total() == 501
     assert ChurnModel.load(tmp_path / "none.pkl", config).labels.total() == 0  # no start: a new model
+
+
+def test_the_deepest_share_keeps_the_sent_alerts_above_the_floor() -> None:
+    from churnwatch.model.ranking import deepest_share, wilson_lower
+
+    rng = random.Random(5)
+    base = [(rng.random(), int(rng.random() < 0.05)) for _ in range(4000)]
+    assert deepest_share(base, 3.0, 0.1, 10, 0.95) == 0.0  # random scores: no depth has 3x
+    sharp = [(2.0 + rng.random(), 1) for _ in range(60)] + base  # 60 sure churners on top, 1.5% of them
+    depth = deepest_share(sharp, 3.0, 0.1, 10, 0.95)
+    assert 0.015 <= depth < 0.1  # past the sure ones, stopped where the rest would pull it under 3x
+    assert deepest_share(sharp, 3.0, 0.01, 10, 0.95) == pytest.approx(0.01, abs=1 / len(sharp))  # the cap
+    assert deepest_share(sharp[:5] + base, 3.0, 0.1, 10, 0.95) == 0.0  # fewer hits than the minimum
+    assert wilson_lower(0, 10, 0.95) == 0.0 and 0.3 < wilson_lower(10, 20, 0.95) < 0.5
+
+
+def test_a_checkpoint_from_before_the_budget_followed_precision_still_loads(tmp_path: Path) -> None:
+    model = ChurnModel(ModelConfig())
+    del model.stakes, model.budget  # as a checkpoint of the previous release holds it
+    model.save(tmp_path / "model.pkl")
+    loaded = ChurnModel.load(tmp_path / "model.pkl", ModelConfig(lift_floor=4.0))
+    assert len(loaded.stakes) == 0 and loaded.budget is None
+    assert loaded.stakes.maxlen == ModelConfig().gate_window
