@@ -16,6 +16,7 @@ there rather than from the topic's start (which retention may have cut).
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,9 +111,7 @@ class OpenAlerts:
         """``GET /alerts``: how many open alerts match, and the page asked for, most urgent first."""
         matching = sorted((a for a in self.open.values() if query.admits(a)), key=urgency)
         page = matching[query.offset:query.offset + query.limit]
-        by_rule: dict[str, int] = {}
-        for alert in matching:
-            by_rule[alert.rule.value] = by_rule.get(alert.rule.value, 0) + 1
+        by_rule = Counter(alert.rule.value for alert in matching)
         return {"open": len(matching), "by_rule": dict(sorted(by_rule.items())), "offset": query.offset,
                 "limit": query.limit, "messages_read": sum(self.read.values()),
                 "alerts": [a.model_dump(mode="json") for a in page]}

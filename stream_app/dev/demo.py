@@ -166,29 +166,27 @@ def _model_version(settings: Settings) -> float | None:
     return None
 
 
-def _live_outcomes(settings: Settings) -> dict[str, Any] | None:
-    """The worker's ``GET /rules``: its alerts judged live (None if it does not answer)."""
-    url = f"http://{settings.web_host}:{settings.web_port}/rules"
+def _worker_json(settings: Settings, path: str) -> dict[str, Any] | None:
+    """The worker's JSON answer at ``path`` (None if it does not answer)."""
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(f"http://{settings.web_host}:{settings.web_port}{path}", timeout=10) as response:
             answer: dict[str, Any] = json.loads(response.read())
             return answer
     except (OSError, ValueError):
         return None
 
 
+def _live_outcomes(settings: Settings) -> dict[str, Any] | None:
+    """The worker's ``GET /rules``: its alerts judged live (None if it does not answer)."""
+    return _worker_json(settings, "/rules")
+
+
 def _open_alerts(settings: Settings, sent: int, timeout_s: float = 15.0) -> dict[str, Any] | None:
     """The worker's ``GET /alerts`` once its board has read every alert message the demo read back."""
-    url = f"http://{settings.web_host}:{settings.web_port}/alerts?limit={OPEN_ALERTS_SHOWN}"
     deadline = time.monotonic() + timeout_s
-    answer: dict[str, Any] | None = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                answer = json.loads(response.read())
-        except (OSError, ValueError):
-            answer = None
-        if answer is not None and answer["messages_read"] >= sent:
+    while (answer := _worker_json(settings, f"/alerts?limit={OPEN_ALERTS_SHOWN}")) is None \
+            or answer["messages_read"] < sent:
+        if time.monotonic() >= deadline:
             break
         time.sleep(0.2)
     return answer
