@@ -107,6 +107,18 @@ def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
     (``Consumer._getmany``): the client keeps what it has buffered for them,
     and fetches no more, until they are asked for again.
 
+    Why, a fetch that outlives the flow: the client waits up to the
+    fetch's timeout for records, for the partitions Faust named when it asked
+    (Faust passes its own set, which a rebalance empties meanwhile, and an
+    empty set means every partition to the client). Records handed over
+    once the flow has stopped, or in a later consumer generation, are
+    dropped by Faust, and its seek to the committed offsets does not bring
+    back a partition with none: seen on Apache Kafka, a takeover's recovery
+    sought the changelog partitions to their start, a fetch begun before the
+    rebalance took every changelog record and Faust dropped them, so the
+    recovery waited for ever. Here the client is asked for a copy of the
+    set, and records that would be dropped are given back (``unfetch``).
+
     Why, the offsets handed over: the merge must know what is on its way to
     the agent (in Faust's queues) to tell a partition read to its end from
     one whose last records have not arrived yet, and a message Faust dropped
@@ -115,18 +127,24 @@ def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
     def install(consumer: Any) -> None:
         fetch = consumer._getmany
 
+        def flowing() -> bool:
+            return bool(app.flow_control.is_active() and consumer.flow_active)
+
         async def getmany(active_partitions: Any, timeout: float) -> Any:
-            if not app.flow_control.is_active():
+            if not flowing():
                 await asyncio.sleep(min(timeout, 0.05))
                 return {}
             holding = held()
-            wanted = active_partitions
-            if holding and active_partitions:
-                wanted = {tp for tp in active_partitions if (tp.topic, tp.partition) not in holding}
-                if not wanted:  # an empty set would ask the client for every partition
-                    await asyncio.sleep(min(timeout, 0.05))
-                    return {}
+            # A copy: Faust's set changes while the client waits, and an empty one asks it for every partition.
+            wanted = frozenset(tp for tp in active_partitions if (tp.topic, tp.partition) not in holding)
+            if not wanted:
+                await asyncio.sleep(min(timeout, 0.05))
+                return {}
+            generation = app.consumer_generation_id
             records = await fetch(active_partitions=wanted, timeout=timeout)
+            if records and (not flowing() or app.consumer_generation_id != generation):
+                await unfetch(consumer, records)
+                return {}
             on_fetched({(tp.topic, tp.partition): [record.offset for record in batch]
                         for tp, batch in records.items()})
             return records
@@ -134,6 +152,29 @@ def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
         consumer._getmany = getmany
 
     _once_assigned(app, "_churnwatch_controls_fetching", install)
+
+
+async def unfetch(consumer: Any, records: Any) -> None:
+    """The client hands ``records`` (a fetch's, per partition) over again: each partition goes back to its first
+    record, unless something moved it back since (a seek of Faust's recovery or to the committed offsets).
+
+    Why: see ``control_fetching``. The check and the seek run in the client's
+    thread, where every other seek runs, so none comes between them.
+    """
+    def rewind(client: Any) -> None:
+        assignment = client._subscription.subscription.assignment
+        for tp, batch in records.items():
+            if not batch or assignment is None or tp not in assignment.tps:
+                continue
+            state = assignment.state_value(tp)
+            if state.has_valid_position and state.position > batch[-1].offset:
+                client.seek(tp, batch[0].offset)
+
+    async def in_thread() -> None:
+        rewind(consumer._thread._ensure_consumer())
+
+    await consumer._thread.call_thread(in_thread)
+    log.info("a fetch outlived the flow: %d partitions are read again from its first records", len(records))
 
 
 def fetch_wait(app: faust.App, wait_ms: int) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,13 @@ def _alerts(settings: Settings, done: Callable[[list[Alert]], bool], until: Call
                                   lambda rs: done([Alert.model_validate_json(r.value) for r in rs]),
                                   WAIT_S, until=until))
     return [Alert.model_validate_json(r.value) for r in records]
+
+
+def _halves(events: list[Event]) -> tuple[list[Event], list[Event]]:
+    """The story before and after its 45th day: the second half is published only after the kill, so the
+    worker that goes on must read the killed one's partitions however fast the first half went through."""
+    cut = events[0].occurred_at + timedelta(days=45)
+    return [e for e in events if e.occurred_at < cut], [e for e in events if e.occurred_at >= cut]
 
 
 def _kill_mid_stream(settings: Settings, victim: WorkerProcess, expected: list[Alert]) -> None:
@@ -132,12 +140,14 @@ def test_a_killed_worker_restarts_and_loses_nothing(broker: Broker, tmp_path: Pa
     events = story()
     expected, uninterrupted = _uninterrupted(events)
     asyncio.run(ensure_topics(settings))
+    first_half, second_half = _halves(events)
     first = WorkerProcess(settings, tmp_path / "first.log", broker.worker_env).start()
     try:
-        publish_events(settings, events)
+        publish_events(settings, first_half)
         _kill_mid_stream(settings, first, expected)
     finally:
         first.stop()
+    publish_events(settings, second_half)
     with WorkerProcess(settings, tmp_path / "second.log", broker.worker_env) as second:
         _check_against_replay(settings, second, expected, uninterrupted)
 
@@ -161,9 +171,12 @@ def test_a_surviving_worker_takes_over_a_killed_ones_partitions(broker: Broker, 
                 return all(r["ready"] and r["assigned_input_partitions"] for r in (_ready(settings), _ready(other)))
 
             assert wait_for(both_assigned, WAIT_S), (_ready(settings), _ready(other))
-            publish_events(settings, events)
+            first_half, second_half = _halves(events)
+            publish_events(settings, first_half)
             _kill_mid_stream(settings, victim, expected)
         finally:
             victim.stop()
+        publish_events(settings, second_half)
         _check_against_replay(settings, survivor, expected, uninterrupted)
-        assert _ready(other).get("assigned_input_partitions") == 4 * settings.partitions
+        assert wait_for(lambda: _ready(other).get("assigned_input_partitions") == 4 * settings.partitions,
+                        WAIT_S), _ready(other)

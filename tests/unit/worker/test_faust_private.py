@@ -32,8 +32,9 @@ def _app(tmp_path: Path, store: str = "memory://") -> faust.App:
 class Thread:
     """Stands in for Faust's consumer thread (the aiokafka client's); records what Faust asks of it."""
 
-    def __init__(self, records: dict[TP, list[Any]] | None = None) -> None:
+    def __init__(self, records: dict[TP, list[Any]] | None = None, client: AIOKafkaConsumer | None = None) -> None:
         self.records = records or {}
+        self.client = client
         self.asked: list[set[TP] | None] = []
         self.sought: list[tuple[TP, int]] = []
         self.committed: dict[TP, int] = {}
@@ -53,6 +54,12 @@ class Thread:
 
     def highwater(self, tp: TP) -> int:
         return 100
+
+    def _ensure_consumer(self) -> AIOKafkaConsumer | None:
+        return self.client
+
+    async def call_thread(self, fun: Any, *args: Any, **kwargs: Any) -> Any:
+        return await fun(*args, **kwargs)
 
 
 def _record(tp: TP, offset: int) -> ConsumerRecord:
@@ -136,6 +143,52 @@ def test_control_fetching_fetches_nothing_while_the_flow_is_stopped_or_every_par
         assert len([m async for m in consumer.getmany(timeout=0.01)]) == 1
 
     asyncio.run(scenario())
+
+
+def test_control_fetching_gives_back_what_a_fetch_brings_after_the_flow_stopped(tmp_path: Path) -> None:
+    """A fetch begun before a rebalance and answered after it: Faust drops what it hands over, and its seek to
+    the committed offsets does not bring back a changelog partition (none committed), so a recovery that had
+    sought it to its start waited for ever. The client was asked for a copy of Faust's set (which the
+    rebalance empties, and an empty set asks for every partition), and goes back to the dropped records."""
+    app = _app(tmp_path)
+    usage, changelog, moved = TP("customer-usage", 0), TP("pins-customer-state-changelog", 0), TP("customer-usage", 1)
+    handed: list[dict[tuple[str, int], list[int]]] = []
+    faust_private.control_fetching(app, lambda: set(), handed.append)
+
+    class Rebalanced(Thread):
+        async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> dict[TP, list[Any]]:
+            consumer.stop_flow()  # the rebalance, while the client waits for records
+            consumer.pause_partitions(consumer.assignment())
+            self.asked.append(None if active_partitions is None else set(active_partitions))
+            state(changelog).seek(3)  # the client took offsets 0-2 of the changelog, sought to 0 by the recovery
+            state(moved).seek(4)  # handed 10-12 over, then sought back to 4 (the committed offset)
+            return {changelog: [_record(changelog, n) for n in range(3)],
+                    moved: [_record(moved, n) for n in range(10, 13)]}
+
+    def state(tp: TP) -> Any:
+        return client._subscription.subscription.assignment.state_value(TopicPartition(*tp))
+
+    async def scenario() -> list[Any]:
+        nonlocal consumer, client
+        client = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+        client._subscription.assign_from_user({TopicPartition(*tp) for tp in (usage, changelog, moved)})
+        client._fetcher = SimpleNamespace(seek_to=client._subscription.seek)  # not started: no fetch buffer
+        consumer = await _assigned(app, {usage, changelog, moved})
+        consumer._thread = thread = Rebalanced(client=client)
+        consumer._thread.assignment = lambda: {usage, changelog, moved}
+        consumer._set_active_tps({usage, moved})
+        consumer.resume_flow()
+        app.flow_control.resume()
+        got = [m async for m in consumer.getmany(timeout=0.01)]
+        assert thread.asked == [{usage, moved}]  # the copy, though Faust's own set was emptied meanwhile
+        return got
+
+    consumer: Any = None
+    client: Any = None
+    assert asyncio.run(scenario()) == []
+    assert handed == []  # nothing reached the merge
+    assert state(changelog).position == 0  # read again from the first record Faust dropped
+    assert state(moved).position == 4  # a seek since the fetch is kept
 
 
 def test_let_go_and_read_again_move_what_faust_waits_for_and_where_it_reads(tmp_path: Path) -> None:
