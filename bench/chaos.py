@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -526,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-kills", action="store_true")
     parser.add_argument("--no-pause", action="store_true", help="never stop the broker")
     parser.add_argument("--backlog", action="store_true", help="publish everything before the workers start")
-    parser.add_argument("--keep", type=Path, help="keep the run folders (logs) here")
+    parser.add_argument("--keep", type=Path,
+                        help="keep the run folders (logs, outcome.json) here; without it a clean run's is removed")
     args = parser.parse_args(argv)
     plan = SHORT if args.short else Plan()
     changes = {k: v for k, v in {"customers": args.customers, "days": args.days, "seed": args.seed,
@@ -569,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{log_file.name}, its last lines of churnwatch's own:", *said[-12:], sep="\n  ", file=sys.stderr)
             print(f"logs kept in {folder}", file=sys.stderr)
         (folder / "outcome.json").write_text(json.dumps(asdict(outcome), indent=1, default=str))
+        if outcome.clean and not args.keep:  # the broker's data and the logs: about 90 MB a run
+            shutil.rmtree(folder, ignore_errors=True)
     return 1 if failed else 0
 
 
