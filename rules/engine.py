@@ -37,7 +37,7 @@ from churnwatch.rules.labels import Labelled
 from churnwatch.rules.model_risk import ModelView, stake
 from churnwatch.rules.state import PENDING, CustomerState, Risk, evolve
 from churnwatch.schemas.alert import Alert, RuleName
-from churnwatch.schemas.events import EVENT_KINDS, Event
+from churnwatch.schemas.events import EVENT_KINDS, ErasureRequest, Event
 
 RULES: tuple[Rule, ...] = (
     disengagement.RULE, payment.RULE, support.RULE, revenue.RULE, onboarding.RULE, model_risk.RULE,
@@ -115,6 +115,13 @@ def apply_event(
     at = to_seconds(event.occurred_at)
     if state is not None and repeated(state, event, position):
         return Transition(state, (), Outcome.DUPLICATE)
+    if state is not None and state.erased_at is not None:
+        if at <= state.erased_at:
+            return Transition(state, (), Outcome.ERASED)
+        if state.forgotten:  # the customer starts afresh, as a new one
+            state = evolve(new_state(event), {"erased_at": state.erased_at, "inputs": state.inputs})
+    if isinstance(event, ErasureRequest):
+        return erase(state, event, position)
     early: tuple[list[Labelled], list[Assessment]] = ([], [])
     if state is not None and config.model.enabled and model_risk.RULE in FED_BY[type(event)]:
         due = labels.next_snapshot_at(state, config)
@@ -126,6 +133,28 @@ def apply_event(
         folded = evolve(folded, {"inputs": {**folded.inputs, position[0]: position[1]}})
     return _evaluate(folded, FED_BY[type(event)], max(to_seconds(now), at), at, config, scorer, outcome,
                      early=early)
+
+
+def erase(state: CustomerState | None, event: ErasureRequest, position: tuple[str, int] | None = None) -> Transition:
+    """The customer forgotten: their open episodes closed, their state replaced by a marker with no facts.
+
+    The marker keeps only the request's time (events from before it are
+    refused: a late or re-published one must not rebuild what was erased),
+    the newest event time (how far the customer's partition is read) and the
+    input offsets (what was applied). Written to the changelog, it is the
+    customer's newest value, so compaction removes every older one. Alerts
+    not judged yet, snapshots waiting for a label and the model's risk go
+    with the rest: the customer's outcomes are never counted.
+    """
+    at = to_seconds(event.occurred_at)
+    if state is None:
+        state = new_state(event)
+    why = f"Closed: the customer's data was erased on request on {iso_date(at)}"
+    _, alerts = reconcile(state, dict.fromkeys(state.episodes), dict.fromkeys(state.episodes, why), at)
+    inputs = state.inputs if position is None else {**state.inputs, position[0]: position[1]}
+    marker = CustomerState(customer_id=state.customer_id, first_seen_at=at,
+                           last_event_at=max(state.last_event_at, at), erased_at=at, inputs=inputs)
+    return Transition(marker, tuple(alerts), Outcome.APPLIED)
 
 
 def repeated(state: CustomerState, event: Event, position: tuple[str, int] | None = None) -> bool:

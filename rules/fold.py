@@ -55,6 +55,8 @@ class Outcome(StrEnum):
     # lasting facts (subscription, start, cancellation, first and last times)
     # are folded in, its day-by-day facts are already out of the window.
     TOO_OLD = "too_old"
+    # From before the customer's data was erased on request: refused, nothing changes (rules.engine.erase).
+    ERASED = "erased"
 
 
 def new_state(event: Event) -> CustomerState:
@@ -204,7 +206,8 @@ def _subscription(
 
 
 # How each event type changes a customer's facts: one function per model of
-# ``EVENT_KINDS`` (a test checks that none is missing).
+# ``EVENT_KINDS`` but the erasure request, which replaces the facts rather than
+# adding to them (``rules.engine.erase``); a test checks that none is missing.
 FOLDS: dict[type, Callable[[CustomerState, Any, int, RulesConfig], dict[str, object]]] = {
     UsageEvent: _usage,
     PaymentEvent: _payment,

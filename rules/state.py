@@ -262,6 +262,8 @@ class CustomerState(BaseModel):
     # Alerts not judged yet (rules.outcomes), and the cancellation last counted as a churn.
     warnings: tuple[Warning, ...] = ()
     churn_counted_at: int | None = None
+    # When the customer's data was erased on request (an ``erasure`` event): events from before it are refused.
+    erased_at: int | None = None
     next_due_at: int | None = None
 
     @property
@@ -278,6 +280,11 @@ class CustomerState(BaseModel):
             return self.subscription
         known = [c for c in self.mrr_changes if c.at <= moment]
         return known[-1] if known else None
+
+    @property
+    def forgotten(self) -> bool:
+        """The marker an erasure left (``rules.engine.erase``), with no event since: no facts at all."""
+        return self.erased_at is not None and self.first_seen_at == self.erased_at
 
     def cancelled_by(self, moment: int) -> bool:
         return self.cancelled_at is not None and self.cancelled_at <= moment

@@ -4,6 +4,7 @@ from churnwatch.schemas.alert import Alert, AlertStatus, RuleName, Severity
 from churnwatch.schemas.dead_letter import DeadLetter, RejectReason
 from churnwatch.schemas.events import (
     EVENT_MODELS,
+    ErasureRequest,
     Event,
     PaymentEvent,
     SubscriptionEvent,
@@ -17,6 +18,7 @@ __all__ = [
     "AlertStatus",
     "DeadLetter",
     "EVENT_MODELS",
+    "ErasureRequest",
     "Event",
     "PaymentEvent",
     "RejectReason",

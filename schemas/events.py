@@ -1,7 +1,7 @@
 """Input event contracts: what backend services publish to churnwatch.
 
 Every event is a JSON object with a ``type`` discriminator, so one topic or one
-JSONL file may mix all four kinds and still be validated line by line.
+JSONL file may mix all five kinds and still be validated line by line.
 
 Choices that publishers should know (also in docs/publishing.md):
 
@@ -261,8 +261,24 @@ class SubscriptionEvent(_EventBase):
         return self
 
 
+class ErasureRequest(_EventBase):
+    """A data-protection request: forget this customer (``churnwatch forget``).
+
+    The worker replaces the customer's state with a marker that holds no
+    facts, only when the request came (so compaction removes every older
+    state from the changelog), closes the customer's open alerts, and from
+    then on refuses the customer's events from before the request: a late or
+    re-published old event must not rebuild what was erased. Events after it
+    start a new state, as for a new customer.
+    """
+
+    type: Literal["erasure"] = "erasure"
+    case_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        default=None, description="The request's reference in the publisher's own records (a ticket, a case).")
+
+
 Event: TypeAlias = Annotated[
-    UsageEvent | PaymentEvent | TicketEvent | SubscriptionEvent,
+    UsageEvent | PaymentEvent | TicketEvent | SubscriptionEvent | ErasureRequest,
     Field(discriminator="type"),
 ]
 
@@ -289,6 +305,7 @@ EVENT_KINDS: tuple[EventKind, ...] = (
     EventKind("payment", PaymentEvent, "payment-failures", "topic_payments"),
     EventKind("ticket", TicketEvent, "support-tickets", "topic_tickets"),
     EventKind("subscription", SubscriptionEvent, "subscriptions", "topic_subscriptions"),
+    EventKind("erasure", ErasureRequest, "customer-erasures", "topic_erasures"),
 )
 EVENT_KIND: dict[str, EventKind] = {kind.type: kind for kind in EVENT_KINDS}
 EVENT_MODELS: dict[str, type[_EventBase]] = {kind.type: kind.model for kind in EVENT_KINDS}
@@ -306,6 +323,6 @@ def usage_name(kind: str, feature: str | None) -> str:
     return f"{kind}:{feature}" if feature else kind
 
 
-def parse_event(raw: bytes | str) -> UsageEvent | PaymentEvent | TicketEvent | SubscriptionEvent:
+def parse_event(raw: bytes | str) -> UsageEvent | PaymentEvent | TicketEvent | SubscriptionEvent | ErasureRequest:
     """Validate one JSON event of any type; raises ``pydantic.ValidationError``."""
     return EVENT_ADAPTER.validate_json(raw)

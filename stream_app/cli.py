@@ -16,6 +16,7 @@ import signal
 import sys
 import textwrap
 import threading
+import uuid
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,7 +39,8 @@ WORKER_MODULES = frozenset({"faust", "mode", "river", "prometheus_client", "aioh
 # The settings a command reads besides the worker (which reads them all): connection and topics.
 CLIENT_SETTINGS = ("bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
                    "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
-                   "topic_usage", "topic_payments", "topic_tickets", "topic_subscriptions", "partitions")
+                   "topic_usage", "topic_payments", "topic_tickets", "topic_subscriptions", "topic_erasures",
+                   "partitions")
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -139,6 +141,28 @@ def _publish(args: argparse.Namespace) -> int:
         asyncio.run(publish_file(settings, checked()))
     print(check.report(f"published to {settings.bootstrap_servers}"))
     return 1 if check.rejected else 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from churnwatch.kafka.publisher import EventPublisher
+    from churnwatch.kafka.topics import ensure_topics
+    from churnwatch.schemas.events import ErasureRequest
+
+    settings = Settings.from_env()
+    if args.broker:
+        settings = settings.model_copy(update={"bootstrap_servers": args.broker})
+    request = ErasureRequest(event_id=f"erasure-{uuid.uuid4()}", customer_id=args.customer_id,
+                             occurred_at=datetime.now(UTC), case_id=args.case_id)
+
+    async def publish() -> None:
+        await ensure_topics(settings)
+        async with EventPublisher(settings) as publisher:
+            await publisher.publish(request)
+
+    asyncio.run(publish())
+    print(f"erasure of {request.customer_id} requested as of {request.occurred_at.isoformat()} "
+          f"({request.event_id}) on {settings.topic_erasures}")
+    return 0
 
 
 def _schemas_export(args: argparse.Namespace) -> int:
@@ -342,6 +366,17 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("file", help="events, one JSON object per line")
     publish.add_argument("--broker", help="bootstrap servers (default: CHURNWATCH_BOOTSTRAP_SERVERS)")
     publish.set_defaults(run=_publish)
+
+    forget = _command(commands, "forget", "ask the workers to erase a customer's data (a data-protection request)",
+                      fields=CLIENT_SETTINGS,
+                      description="Publish an erasure request for a customer, as of now. The worker replaces the "
+                                  "customer's state by a marker without facts (compaction then removes the older "
+                                  "states from the changelog), closes their open alerts, and refuses their events "
+                                  "from before the request. docs/operations.md says what stays elsewhere.")
+    forget.add_argument("customer_id")
+    forget.add_argument("--case-id", help="the request's reference in your own records (kept with the request)")
+    forget.add_argument("--broker", help="bootstrap servers (default: CHURNWATCH_BOOTSTRAP_SERVERS)")
+    forget.set_defaults(run=_forget)
 
     broker = commands.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu)")
     broker.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")

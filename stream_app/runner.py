@@ -68,7 +68,7 @@ class Step:
     def changed(self) -> bool:
         """True when a state was stored (a repeated event changes nothing)."""
         t = self.transition
-        return t is not None and t.outcome is not Outcome.DUPLICATE and t.state is not None
+        return t is not None and t.outcome not in (Outcome.DUPLICATE, Outcome.ERASED) and t.state is not None
 
 
 class Runner:

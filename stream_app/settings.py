@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     topic_payments: TopicName = EVENT_KIND["payment"].topic
     topic_tickets: TopicName = EVENT_KIND["ticket"].topic
     topic_subscriptions: TopicName = EVENT_KIND["subscription"].topic
+    topic_erasures: TopicName = EVENT_KIND["erasure"].topic
     topic_alerts: TopicName = "churn-alerts"
     topic_dead_letters: TopicName = "churn-dead-letters"
     topic_sweep_ticks: TopicName = Field(

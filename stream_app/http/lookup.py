@@ -61,9 +61,11 @@ class CustomerLookup:
         state = self.state(customer_id)
         if state is None:
             return None
-        risk = state.risk
         clock = self.now()
         as_of = state.last_event_at if clock is None else max(clock, state.last_event_at)
+        if state.forgotten:  # erased on request: nothing is known of them any more
+            return {"customer_id": customer_id, "as_of": iso(as_of), "erased_at": iso(state.erased_at)}
+        risk = state.risk
         observation = observe(state, as_of)
         values = {name: round(value, 4) for name, value in inputs(observation, self.model.feature_set).items()}
         ready = self.model.ready

@@ -167,7 +167,7 @@ class Replay:
         event, transition = step.event, step.transition
         if event is not None and transition is not None:
             summary.outcomes[transition.outcome] += 1
-            counted = transition.outcome is not Outcome.DUPLICATE
+            counted = transition.outcome not in (Outcome.DUPLICATE, Outcome.ERASED)
             if counted and event.type == "usage" and summary.first_usage_at is None:
                 summary.first_usage_at = event.occurred_at
         for alert in step.alerts:

@@ -9,6 +9,7 @@ from churnwatch.model import ChurnModel
 from churnwatch.offline.replay import Replay
 from churnwatch.rules import RulesConfig
 from churnwatch.rules.clock_math import to_seconds
+from churnwatch.schemas.events import ErasureRequest
 from churnwatch.testing.events import day, failed, login
 
 
@@ -59,3 +60,13 @@ def test_a_silent_customer_reads_as_silent_now_not_as_of_their_last_event() -> N
     # A clock behind the customer's last event (a partition read ahead) does not take the answer back.
     earlier = _lookup(now=to_seconds(day(1))).summary("acme")
     assert earlier is not None and earlier["features"]["days_since_login"] == 1.0
+
+
+def test_an_erased_customer_reads_as_erased_and_nothing_else() -> None:
+    replay = Replay(RulesConfig(), lambda alert: None)
+    replay.feed_event(login(day(1), "acme"))
+    replay.feed_event(ErasureRequest(event_id="x-1", customer_id="acme", occurred_at=day(3)))
+    lookup = CustomerLookup(replay.states.get, ChurnModel(RulesConfig().model), 4, lambda: "state-changelog",
+                            lambda: {}, lambda: to_seconds(day(5)))
+    assert lookup.summary("acme") == {"customer_id": "acme", "as_of": day(5).isoformat().replace("+00:00", "Z"),
+                                      "erased_at": day(3).isoformat().replace("+00:00", "Z")}

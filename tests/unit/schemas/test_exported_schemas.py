@@ -29,6 +29,7 @@ GOOD: dict[str, dict[str, Any]] = {
     "subscription": {**BASE, "type": "subscription", "action": "plan_changed", "plan": "basic", "mrr": 49.0,
                      "previous_mrr": 99.0, "renews_at": "2026-02-05T00:00:00+01:00", "cancel_reason": None,
                      "billing_period_months": 12, "schema_version": 2},
+    "erasure": {**BASE, "type": "erasure", "case_id": "DPR-2026-17"},
 }
 # Values every field is tried with: the worker and the schema must agree on each.
 ODD_VALUES: list[Any] = [
@@ -102,6 +103,7 @@ def test_schemas_name_their_version_and_id(tmp_path: Path) -> None:
     names = sorted(path.name for path in export_schemas(tmp_path))
     assert names == sorted(["alert.v1.schema.json", "dead_letter.v1.schema.json", "event.v2.schema.json",
                             "payment_event.v2.schema.json", "subscription_event.v2.schema.json",
+                            "erasure_event.v2.schema.json",
                             "ticket_event.v2.schema.json", "usage_event.v2.schema.json"])
     for name in names:
         schema = json.loads((tmp_path / name).read_text())
