@@ -1,6 +1,6 @@
 """The Faust app of a worker: one agent, two timers, the label follower, the HTTP pages.
 
-One agent consumes the four input topics and the sweep-tick topic, all
+One agent consumes the input topics (one per event type) and the sweep-tick topic, all
 co-partitioned with the state table, so a customer's state is written to the
 changelog partition its events come from. What it takes goes through the
 sequencer, which puts each partition number's input events in event-time

@@ -1,6 +1,6 @@
 """A customer's events in event-time order, whatever order Kafka hands the input topics over in.
 
-A customer's events come on four topics, and Kafka orders a partition, not a
+A customer's events come on several topics, and Kafka orders a partition, not a
 customer: a worker reads each topic at its own speed (a backlog of usage
 behind a handful of subscription changes, a topic fetched a little later
 than another), so without help the core would fold a customer's events in

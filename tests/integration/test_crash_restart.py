@@ -178,5 +178,5 @@ def test_a_surviving_worker_takes_over_a_killed_ones_partitions(broker: Broker, 
             victim.stop()
         publish_events(settings, second_half)
         _check_against_replay(settings, survivor, expected, uninterrupted)
-        assert wait_for(lambda: _ready(other).get("assigned_input_partitions") == 4 * settings.partitions,
-                        WAIT_S), _ready(other)
+        every = len(settings.input_topics) * settings.partitions
+        assert wait_for(lambda: _ready(other).get("assigned_input_partitions") == every, WAIT_S), _ready(other)
