@@ -59,6 +59,10 @@ class Outcome(StrEnum):
     ERASED = "erased"
 
 
+# The outcomes that leave the state as it was: nothing to store, nothing to count as applied.
+UNCHANGED = frozenset({Outcome.DUPLICATE, Outcome.ERASED})
+
+
 def new_state(event: Event) -> CustomerState:
     at = to_seconds(event.occurred_at)
     return CustomerState(customer_id=event.customer_id, first_seen_at=at, last_event_at=at)

@@ -123,9 +123,7 @@ def _publish(args: argparse.Namespace) -> int:
     from churnwatch.schemas.intake import Rejection
     from churnwatch.kafka.topics import ensure_topics
 
-    settings = Settings.from_env()
-    if args.broker:
-        settings = settings.model_copy(update={"bootstrap_servers": args.broker})
+    settings = _client_settings(args)
     path = Path(args.file)
     check = FileCheck()
     asyncio.run(ensure_topics(settings))
@@ -143,23 +141,22 @@ def _publish(args: argparse.Namespace) -> int:
     return 1 if check.rejected else 0
 
 
+def _client_settings(args: argparse.Namespace) -> Settings:
+    """The settings from the environment, the broker given by ``--broker`` if it was."""
+    settings = Settings.from_env()
+    return settings.model_copy(update={"bootstrap_servers": args.broker}) if args.broker else settings
+
+
 def _forget(args: argparse.Namespace) -> int:
-    from churnwatch.kafka.publisher import EventPublisher
+    from churnwatch.kafka.publisher import publish_file
     from churnwatch.kafka.topics import ensure_topics
     from churnwatch.schemas.events import ErasureRequest
 
-    settings = Settings.from_env()
-    if args.broker:
-        settings = settings.model_copy(update={"bootstrap_servers": args.broker})
+    settings = _client_settings(args)
     request = ErasureRequest(event_id=f"erasure-{uuid.uuid4()}", customer_id=args.customer_id,
                              occurred_at=datetime.now(UTC), case_id=args.case_id)
-
-    async def publish() -> None:
-        await ensure_topics(settings)
-        async with EventPublisher(settings) as publisher:
-            await publisher.publish(request)
-
-    asyncio.run(publish())
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(publish_file(settings, [request]))
     print(f"erasure of {request.customer_id} requested as of {request.occurred_at.isoformat()} "
           f"({request.event_id}) on {settings.topic_erasures}")
     return 0
@@ -270,7 +267,7 @@ def _simulate(args: argparse.Namespace) -> int:
         from churnwatch.offline.simulator import DEFAULT_START
         from churnwatch.kafka.topics import ensure_topics
 
-        settings = Settings.from_env().model_copy(update={"bootstrap_servers": args.broker})
+        settings = _client_settings(args)
         asyncio.run(ensure_topics(settings))
         shown = [-1]
 

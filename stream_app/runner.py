@@ -23,7 +23,8 @@ from typing import Protocol
 
 from churnwatch.due_index import DueIndex
 from churnwatch.model import ChurnModel
-from churnwatch.rules import CustomerState, Outcome, RulesConfig, apply_event
+from churnwatch.rules import CustomerState, RulesConfig, apply_event
+from churnwatch.rules.fold import UNCHANGED
 from churnwatch.rules.clock_math import to_seconds
 from churnwatch.rules.engine import Transition, advance, is_future, repeated, then
 from churnwatch.schemas.alert import Alert
@@ -68,7 +69,7 @@ class Step:
     def changed(self) -> bool:
         """True when a state was stored (a repeated event changes nothing)."""
         t = self.transition
-        return t is not None and t.outcome not in (Outcome.DUPLICATE, Outcome.ERASED) and t.state is not None
+        return t is not None and t.outcome not in UNCHANGED and t.state is not None
 
 
 class Runner:

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from churnwatch.due_index import DueIndex
 from churnwatch.model import ChurnModel
 from churnwatch.rules import CustomerState, Outcome, RulesConfig
+from churnwatch.rules.fold import UNCHANGED
 from churnwatch.rules.clock_math import DAY, iso, to_datetime, to_seconds
 from churnwatch.rules.labels import Labelled
 from churnwatch.runner import Runner, Step
@@ -167,7 +168,7 @@ class Replay:
         event, transition = step.event, step.transition
         if event is not None and transition is not None:
             summary.outcomes[transition.outcome] += 1
-            counted = transition.outcome not in (Outcome.DUPLICATE, Outcome.ERASED)
+            counted = transition.outcome not in UNCHANGED
             if counted and event.type == "usage" and summary.first_usage_at is None:
                 summary.first_usage_at = event.occurred_at
         for alert in step.alerts:

@@ -131,12 +131,10 @@ def control_fetching(app: faust.App, held: Callable[[], set[tuple[str, int]]],
             return bool(app.flow_control.is_active() and consumer.flow_active)
 
         async def getmany(active_partitions: Any, timeout: float) -> Any:
-            if not flowing():
-                await asyncio.sleep(min(timeout, 0.05))
-                return {}
-            holding = held()
             # A copy: Faust's set changes while the client waits, and an empty one asks it for every partition.
-            wanted = frozenset(tp for tp in active_partitions if (tp.topic, tp.partition) not in holding)
+            holding = held() if flowing() else None
+            wanted = frozenset() if holding is None else frozenset(
+                tp for tp in active_partitions if (tp.topic, tp.partition) not in holding)
             if not wanted:
                 await asyncio.sleep(min(timeout, 0.05))
                 return {}
@@ -161,7 +159,8 @@ async def unfetch(consumer: Any, records: Any) -> None:
     Why: see ``control_fetching``. The check and the seek run in the client's
     thread, where every other seek runs, so none comes between them.
     """
-    def rewind(client: Any) -> None:
+    async def rewind() -> None:
+        client = consumer._thread._ensure_consumer()
         assignment = client._subscription.subscription.assignment
         for tp, batch in records.items():
             if not batch or assignment is None or tp not in assignment.tps:
@@ -170,10 +169,7 @@ async def unfetch(consumer: Any, records: Any) -> None:
             if state.has_valid_position and state.position > batch[-1].offset:
                 client.seek(tp, batch[0].offset)
 
-    async def in_thread() -> None:
-        rewind(consumer._thread._ensure_consumer())
-
-    await consumer._thread.call_thread(in_thread)
+    await consumer._thread.call_thread(rewind)
     log.info("a fetch outlived the flow: %d partitions are read again from its first records", len(records))
 
 

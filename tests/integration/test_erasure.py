@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from aiokafka import ConsumerRecord
-from prometheus_client.parser import text_string_to_metric_families
 
 from churnwatch.dev.worker_process import settings_env
 from churnwatch.kafka.reader import collect
@@ -29,7 +28,7 @@ from churnwatch.schemas.events import Event, TicketEvent, UsageEvent
 from churnwatch.settings import Settings
 from churnwatch.worker.app import STATE_TABLE
 from tests.support.brokers import Broker
-from tests.support.worker import http_get, publish_events, running_worker, wait_for
+from tests.support.worker import http_get, metric_total, publish_events, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +70,7 @@ def _newest_value(settings: Settings, customer_id: str) -> CustomerState | None:
 
 def _refused(settings: Settings) -> float:
     """Events refused because their customer was erased after them, by the worker's metric."""
-    text = http_get(settings, "/metrics")[1].decode()
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "churnwatch_events_consumed_total" and sample.labels.get("outcome") == "erased")
+    return metric_total(settings, "churnwatch_events_consumed_total", only={"outcome": "erased"})
 
 
 def test_a_forgotten_customer_is_erased_and_stays_so(broker: Broker, tmp_path: Path) -> None:

@@ -78,12 +78,14 @@ def publish_events(settings: Settings, events: list[Event]) -> None:
     asyncio.run(publish())
 
 
-def metric_total(settings: Settings, name: str, unless: dict[str, str] | None = None) -> float:
+def metric_total(settings: Settings, name: str, unless: dict[str, str] | None = None,
+                 only: dict[str, str] | None = None) -> float:
     """The sum of a metric's samples over its labels, scraped from the worker's /metrics; ``unless``: samples
-    with these label values left out."""
+    with these label values left out; ``only``: only samples with these label values."""
     text = http_get(settings, "/metrics")[1].decode()
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == name and not (unless and unless.items() <= sample.labels.items()))
+               if sample.name == name and not (unless and unless.items() <= sample.labels.items())
+               and (not only or only.items() <= sample.labels.items()))
 
 
 def events_consumed(settings: Settings) -> float:
