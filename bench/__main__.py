@@ -123,13 +123,15 @@ def on(kind: str, args: argparse.Namespace, show: Callable[[str, object, str], N
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench")
-    parser.add_argument("--broker", choices=(*BROKERS, "both"), default="both",
-                        help="where the broker figures are taken (default: both, in one run)")
+    parser.add_argument("--broker", choices=(*BROKERS, "both", "none"), default="both",
+                        help="where the broker figures are taken (default: both, in one run; none: only the core's)")
     parser.add_argument("--events", type=int, default=100_000, help="events published for the broker figures")
     parser.add_argument("--worker-events", type=int, default=20_000, help="events the worker rate is taken over")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument("--export", type=Path, metavar="DIR",
+                        help="a warehouse export: its busiest 10%% of customers' state sizes too (minutes)")
     args = parser.parse_args()
     # A SIGTERM unwinds like Ctrl-C, so the broker and workers we started are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -149,7 +151,7 @@ def main() -> int:
         return show
 
     print(f"churnwatch bench on {os.cpu_count()} cpus, python {platform.python_version()}")
-    for kind in (BROKERS if args.broker == "both" else (args.broker,)):
+    for kind in {"both": BROKERS, "none": ()}.get(args.broker, (args.broker,)):
         section: dict[str, object] = {}
         figures[kind] = section
         print(f"on the {'embedded broker (Tansu)' if kind == 'embedded' else 'Apache Kafka broker (JVM)'}:",
@@ -167,6 +169,14 @@ def main() -> int:
     show("(j) model: one score with its explanation", score_us, "us")
     show("(j) model: one label learned", learn_us, "us")
     show("(f) state bytes per customer (table value)", pure.state_bytes(states), "bytes")
+    show("(f) the same as compressed JSON (before version 2)", pure.json_state_bytes(states), "bytes")
+    for name, cost in pure.codec_costs(states).items():
+        show(f"(f) CPU per state: {name}", cost, "us")
+    if args.export is not None:
+        busiest = pure.busiest_states(args.export)
+        show(f"(f) state bytes, busiest 10% of {args.export.name} ({len(busiest):,})", pure.state_bytes(busiest),
+             "bytes")
+        show("(f) busiest 10%, as compressed JSON (before version 2)", pure.json_state_bytes(busiest), "bytes")
     show("(f) RSS growth per customer (100k values)", pure.rss_per_100k(states), "bytes")
     for customers in (10_000, 100_000, 1_000_000):
         show(f"(g) sweep, {customers:,} customers, 1% due", pure.sweep_cost(customers) * 1000, "ms")

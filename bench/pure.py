@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 import statistics
 import time
+import zlib
+from collections import Counter
+from pathlib import Path
 
 from churnwatch.rules import RulesConfig
 from churnwatch.rules.config import ModelConfig
 from churnwatch.rules.labels import Labelled
 from churnwatch.rules.state import CustomerState, Observation
+from churnwatch.rules.state_encoding import decode, encode, outline
 from churnwatch.model import ChurnModel
 from churnwatch.due_index import DueIndex
+from churnwatch.offline.backtest.export_rows import open_text
+from churnwatch.offline.backtest.session import Source
+from churnwatch.offline.backtest.warehouse import Export
 from churnwatch.offline.replay import Replay
 from churnwatch.offline.simulator import simulate
 
@@ -42,6 +50,51 @@ def replay_rate(customers: int = 200, days: int = 120, runs: int = 3) -> tuple[f
 def state_bytes(states: list[CustomerState]) -> float:
     """Mean serialised table value (the changelog message body) per customer."""
     return statistics.mean(len(s.to_bytes()) for s in states)
+
+
+def json_state_bytes(states: list[CustomerState]) -> float:
+    """The same in the encoding earlier versions wrote (compressed JSON), for comparison."""
+    return statistics.mean(len(zlib.compress(s.model_dump_json(exclude_defaults=True).encode(), 1)) for s in states)
+
+
+def codec_costs(states: list[CustomerState], rounds: int = 20) -> dict[str, float]:
+    """CPU microseconds per state to write a table value, to read it back, and to read its outline (what a
+    restore reads of every customer), beside the same for the compressed JSON earlier versions wrote."""
+    def cpu_us(work, items: list) -> float:  # type: ignore[no-untyped-def]
+        started = time.process_time()
+        for _ in range(rounds):
+            for item in items:
+                work(item)
+        return (time.process_time() - started) / rounds / len(items) * 1e6
+
+    written = [encode(s) for s in states]
+    plain = [zlib.compress(s.model_dump_json(exclude_defaults=True).encode(), 1) for s in states]
+    return {
+        "write": cpu_us(encode, states),
+        "read": cpu_us(decode, written),
+        "outline": cpu_us(outline, written),
+        "json write": cpu_us(lambda s: zlib.compress(s.model_dump_json(exclude_defaults=True).encode(), 1), states),
+        "json read": cpu_us(decode, plain),
+        "json outline": cpu_us(outline, plain),
+    }
+
+
+def busiest_states(directory: Path, share: float = 0.1) -> list[CustomerState]:
+    """The states a replay of a warehouse export leaves for its busiest customers (the top ``share`` by
+    events): the states a store holds most of its bytes for."""
+    source = Source.export(directory)
+    counts: Counter[str] = Counter()
+    with open_text(source.events_file) as stream:
+        column = source.layout.events.customer
+        for row in csv.DictReader(stream):
+            counts[row[column]] += 1
+    busiest = {customer for customer, _ in counts.most_common(max(1, round(len(counts) * share)))}
+    run = Replay(RulesConfig(), lambda alert: None)
+    export = Export(source.events_file, source.subscriptions_file, source.layout)
+    for event in export.events():
+        if event.customer_id in busiest:
+            run.feed_event(event)
+    return [state for customer, state in run.states.items() if customer in busiest]
 
 
 def rss_per_100k(states: list[CustomerState]) -> float:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator, Mapping
+from itertools import accumulate
+from operator import sub
 
 # Each id is stored between separators; the two characters that could be
 # taken for one are escaped, so no id can match across another's boundary.
@@ -97,6 +99,25 @@ class RecentIds:
             text = text[cut:]
             del times[:drop]
         return RecentIds(text, times)
+
+    def packed(self, prefix: str) -> tuple[bool, str, list[int]]:
+        """The stored form (``rules.state_encoding``): whether ``prefix`` was taken off every id, the ids'
+        text, and their times as differences (ids are mostly the customer's id and a suffix, close in time)."""
+        text, times = self._text, self._times
+        stripped = bool(prefix) and _escaped(prefix) == prefix and text.count(_SEP + prefix) == len(times) > 0
+        if stripped:
+            text = text.replace(_SEP + prefix, _SEP)
+        return stripped, text, [times[0], *map(sub, times[1:], times[:-1])] if times else []
+
+    @classmethod
+    def unpacked(cls, prefix: str, stripped: bool, text: str, differences: list[int]) -> RecentIds:
+        """The inverse of ``packed``; a text and times that cannot be one are a ValueError."""
+        if stripped:
+            text = text.replace(_SEP, _SEP + prefix)[:-len(prefix)]
+        if not (isinstance(text, str) and text.startswith(_SEP) and text.endswith(_SEP)
+                and text.count(_SEP) - 1 == len(differences)):
+            raise ValueError("remembered event ids and their times do not match")
+        return cls(text, array("q", accumulate(differences)))
 
     def since(self, cutoff: int) -> RecentIds:
         """Only the ids at or after ``cutoff``."""

@@ -15,10 +15,6 @@ as whole seconds since the epoch (UTC) to keep the serialised value small.
 
 from __future__ import annotations
 
-import json
-import re
-import zlib
-from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Annotated, TypeVar
 
@@ -300,30 +296,15 @@ class CustomerState(BaseModel):
         return position is not None and self.inputs.get(position[0], -1) >= position[1]
 
     def to_bytes(self) -> bytes:
-        """The table value: compressed JSON.
-
-        Every value is a changelog message and stays in the worker's memory
-        store; JSON of a long-lived customer (remembered event ids, daily
-        buckets) shrinks about 3x at the fastest zlib level.
-        """
-        return zlib.compress(self.model_dump_json(exclude_defaults=True).encode(), 1)
+        """The table value (``rules.state_encoding``): every value is a changelog message and stays in the
+        worker's store."""
+        from churnwatch.rules.state_encoding import encode  # it reads this module's models
+        return encode(self)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CustomerState:
-        return cls.model_validate_json(_document(raw))
-
-
-# A table value may start with a frame the worker adds (``FRAME``, then ``FRAME_BYTES`` - 1 bytes that order the
-# values of one customer written by different workers; ``churnwatch.worker.versions``); the state follows it.
-FRAME = b"\x01"
-FRAME_BYTES = 17
-
-
-def _document(raw: bytes) -> bytes:
-    """The state's JSON in a table value: framed or not, compressed or plain (a '{': what early versions wrote)."""
-    if raw[:1] == FRAME:
-        raw = raw[FRAME_BYTES:]
-    return raw if raw[:1] == b"{" else zlib.decompress(raw)
+        from churnwatch.rules.state_encoding import decode
+        return decode(raw)
 
 
 PENDING = "pending"  # the feature set of a snapshot waiting for the model's version of its week
@@ -337,55 +318,3 @@ def pending_since(state: CustomerState) -> int | None:
     group's model makes a new version.
     """
     return next((s.taken_at for s in state.snapshots if s.feature_set == PENDING), None)
-
-
-@dataclass(frozen=True, slots=True)
-class Outline:
-    """What the sweep's due index and the at-risk gauge need of a stored state."""
-
-    customer_id: str
-    next_due_at: int | None
-    open_severities: tuple[Severity, ...]
-    pending_since: int | None = None  # the oldest snapshot waiting for its model version (rules.labels)
-    last_event_at: int | None = None  # the newest event applied: a worker taking the partition over starts there
-
-
-# ``next_due_at`` is the model's last field, so when set it ends the JSON;
-# ``"episodes":{`` can only be the top-level key (no other object is keyed
-# by that word with an object for value, and inside a string the quotes are
-# escaped).
-_DUE_AT_END = re.compile(r',"next_due_at":(-?\d+)\}\Z')
-# Snapshots are kept oldest first, so the first waiting one is the oldest.
-_PENDING = re.compile(rf'"taken_at":(-?\d+),"feature_set":"{PENDING}"')
-_START = '{"customer_id":'
-_LAST_EVENT_AT = re.compile(r',"first_seen_at":-?\d+,"last_event_at":(-?\d+)')  # right after the customer id
-_EPISODES = '"episodes":{'
-_DECODER = json.JSONDecoder()
-
-
-def outline(raw: bytes) -> Outline:
-    """A table value's outline, read without building the state.
-
-    A worker restoring its table reads every customer's state from the
-    changelog; building each (pydantic, every fact) was half of that time,
-    for a few fields.
-    """
-    doc = _document(raw).decode()
-    try:
-        if not doc.startswith(_START):
-            raise ValueError("not the expected shape")
-        customer_id, end = _DECODER.raw_decode(doc, len(_START))
-        last_event = _LAST_EVENT_AT.match(doc, end)
-        if last_event is None:
-            raise ValueError("not the expected shape")
-        due = _DUE_AT_END.search(doc)
-        at = doc.find(_EPISODES)
-        episodes = _DECODER.raw_decode(doc, at + len(_EPISODES) - 1)[0] if at >= 0 else {}
-        pending = _PENDING.search(doc)
-        return Outline(str(customer_id), int(due.group(1)) if due else None,
-                       tuple(Severity(e["severity"]) for e in episodes.values()),
-                       int(pending.group(1)) if pending else None, int(last_event.group(1)))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        state = CustomerState.from_bytes(raw)  # not the shape expected: the slow way, still right
-        return Outline(state.customer_id, state.next_due_at, tuple(e.severity for e in state.episodes.values()),
-                       pending_since(state), state.last_event_at)

@@ -34,7 +34,7 @@ from churnwatch.settings import Settings, SettingsError, variable
 from churnwatch.version import product_version
 
 # What the light install (publishers: `pip install churnwatch`) leaves out; `churnwatch[worker]` brings them.
-WORKER_MODULES = frozenset({"faust", "mode", "river", "prometheus_client", "aiohttp", "numpy", "scipy"})
+WORKER_MODULES = frozenset({"faust", "mode", "river", "prometheus_client", "aiohttp", "numpy", "scipy", "msgspec"})
 
 # The settings a command reads besides the worker (which reads them all): connection and topics.
 CLIENT_SETTINGS = ("bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",

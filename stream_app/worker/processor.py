@@ -28,7 +28,7 @@ from churnwatch.model import ChurnModel
 from churnwatch.rules import RulesConfig
 from churnwatch.rules.clock_math import to_datetime, to_seconds
 from churnwatch.rules.labels import pending_since
-from churnwatch.rules.state import outline
+from churnwatch.rules.state_encoding import outline
 from churnwatch.runner import Runner, Step
 from churnwatch.http.support_page import render_page
 from churnwatch.open_alerts import AlertQuery, OpenAlerts

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from churnwatch.rules.state import FRAME, FRAME_BYTES
+from churnwatch.rules.state_encoding import FRAME, FRAME_BYTES
 
 Version = tuple[int, int]  # (generation, write round)
 UNVERSIONED: Version = (-1, -1)  # written before versions, or nothing: older than any versioned value

@@ -16,7 +16,8 @@ from churnwatch.rules.config import ModelConfig, ModelFeaturesConfig, StateConfi
 from churnwatch.rules.features import ALL, POOLED, FeatureSet, describe, inputs, observe
 from churnwatch.rules.labels import PENDING, Labelled, label_snapshots, pending_since
 from churnwatch.rules.model_risk import Rank, Score, budget_shares
-from churnwatch.rules.state import Driver, Observation, Risk, Snapshot, outline
+from churnwatch.rules.state import Driver, Observation, Risk, Snapshot
+from churnwatch.rules.state_encoding import outline
 from churnwatch.schemas.alert import Alert, RuleName
 from churnwatch.schemas.events import Event
 from churnwatch.cli import main

@@ -8,7 +8,8 @@ from churnwatch.offline.replay import Replay
 from churnwatch.rules import RulesConfig
 from churnwatch.rules.engine import apply_event
 from churnwatch.rules.fold import Outcome
-from churnwatch.rules.state import CustomerState, outline
+from churnwatch.rules.state import CustomerState
+from churnwatch.rules.state_encoding import outline
 from churnwatch.schemas.alert import AlertStatus, RuleName
 from churnwatch.schemas.events import ErasureRequest, Event, TicketEvent, UsageEvent
 
