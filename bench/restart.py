@@ -5,7 +5,7 @@ The changelog topic is the durable copy of the worker's table: in memory
 (``rocksdb://``) a restart reads only what the changelog gained since the
 store's last write. This fills a changelog with ``--customers`` states (the
 simulator's states, each under its own customer id, as a worker would have
-written them: one compressed JSON value per customer), then, for each store,
+written them: one table value per customer, ``CustomerState.to_bytes``), then, for each store,
 starts a worker on it twice (a first start and a restart) and reports for
 each the seconds from start to ready (``/readyz``), the worker's resident
 memory when ready and per customer beyond an empty worker's, and the data
