@@ -5,9 +5,12 @@ default ``../shared/datasets``: ``churnsim-socialnet7``, ``churnsim-crm6``)
 and on our own simulator, then prints one comparison table: our online model
 against the offline reference computed on the same snapshots in the same run,
 and against the references each dataset ships (``baseline-result.json``),
-with every rule's alerts. Writes ``eval-out/<name>/`` (alerts, report,
+with every rule's alerts. Then, on crm6, the deployment path: a worker
+deployed halfway through the history, once with a new model and once with
+the model a backtest of the first half left (``--begin``, ``--model-start``),
+both judged on the second half. Writes ``eval-out/<name>/`` (alerts, report,
 chart), ``eval-out/eval-results.json`` and ``eval-out/eval.png``.
-About 15 minutes on 2 cores.
+About 25 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from churnwatch.rules import load_rules
+from churnwatch.model import ChurnModel
+from churnwatch.rules import RulesConfig, load_rules
 from churnwatch.offline.backtest.run import format_report
 from churnwatch.offline.backtest.session import Outcome, Source, run_session
 from churnwatch.offline.backtest.warehouse import load_layout
@@ -32,6 +36,8 @@ HERE = Path(__file__).parent
 # The shared exports, with the column mapping each needs (None: the defaults).
 DATASETS = {"churnsim-socialnet7": None, "churnsim-crm6": HERE / "churnsim-crm6.toml"}
 SIMULATOR = {"customers": 200, "days": 150, "seed": 7}
+# The base a deployment is judged on halfway through its history, with and without a starting model.
+HALVED = "churnsim-crm6"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ def main() -> int:
         outcome = run_session(source, config, out / name)
         print(format_report(outcome.backtest, outcome.reference), "\n", flush=True)
         rows.append(Row(name, outcome, _shipped(directory / "baseline-result.json")))
+        if name == HALVED:
+            rows.extend(deployed_halfway(source, outcome, config, out / name))
     with tempfile.TemporaryDirectory() as tmp:
         events, truth = simulate(**SIMULATOR)
         path = Path(tmp) / "simulator.jsonl"
@@ -74,6 +82,29 @@ def main() -> int:
     print(f"\n{time.monotonic() - began:.0f} s; per dataset in {out}/<name>/, all in {out}/eval-results.json"
           + (f" and {chart}" if isinstance(chart, Path) else f" (no chart: {chart})"))
     return 0
+
+
+def deployed_halfway(source: Source, whole: Outcome, config: RulesConfig, out: Path) -> list[Row]:
+    """A worker deployed halfway through the history, with a new model and with the first half's (the
+    deployment path: backtest the history, start with its model); both judged on the second half."""
+    report = whole.backtest.report
+    if report is None or report.first_event_at is None or report.end is None:
+        return []
+    middle = report.first_event_at + (report.end - report.first_event_at) / 2
+    middle = middle.replace(hour=0, minute=0, second=0, microsecond=0)
+    model = ChurnModel(config.model)
+    first = run_session(replace(source, end=middle), config, out / "first-half", reference=False, model=model)
+    saved = out / "first-half" / "model.pkl"
+    model.save(saved)
+    print(format_report(first.backtest, None), "\n", flush=True)
+    rows = []
+    for label, start_with, folder in (("new model", None, "second-half-new-model"),
+                                      ("1st half's model", saved, "second-half-first-half-model")):
+        started = ChurnModel(config.model) if start_with is None else ChurnModel.start_from(start_with, config.model)
+        outcome = run_session(source, config, out / folder, reference=False, model=started, begin=middle)
+        print(format_report(outcome.backtest, None), "\n", flush=True)
+        rows.append(Row(f"{source.name.removeprefix('churnsim-')} 2nd half, {label}", outcome, {}))
+    return rows
 
 
 def _shipped(path: Path) -> dict[str, object]:
@@ -95,7 +126,7 @@ def summary(row: Row) -> dict[str, object]:
                       "median_lead_days": s.median_lead_days, "after_churn": s.after_churn} for s in card.rules}
     return {"name": row.name, "base_rate": card.base_rate, "churners": card.churners, "model": backtest.model,
             "offline_reference_same_snapshots": row.outcome.reference, "shipped_reference": row.shipped,
-            "rules": rules, "seconds": round(backtest.seconds, 1)}
+            "judged_from": backtest.start.isoformat(), "rules": rules, "seconds": round(backtest.seconds, 1)}
 
 
 def _f(value: object, digits: int = 3) -> str:
@@ -116,7 +147,10 @@ def table(rows: list[Row]) -> str:
     lines.append("  (ref* = the reference on just the snapshots our model scored after its warm-up)")
     for row in rows:
         card = row.outcome.backtest.card
-        lines.append(f"{row.name}: {card.churners} churners; a random alert's precision {card.base_rate:.2%}")
+        ready = row.outcome.backtest.model.get("first_ready_at")
+        lines.append(f"{row.name}: {card.churners} churners; a random alert's precision {card.base_rate:.2%}; "
+                     f"judged from {card.start:%Y-%m-%d}; the model ready (gate open) from "
+                     f"{ready[:10] if isinstance(ready, str) else 'never'}")
         lines.extend(rule_rows(card, indent="    "))
     return "\n".join(lines)
 
@@ -129,7 +163,7 @@ def draw(rows: list[Row], path: Path) -> Path | str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: pip install 'churnwatch[eval]'"
-    figure, axis = plt.subplots(figsize=(9, 4.5))
+    figure, axis = plt.subplots(figsize=(10, 4.8))
     series = [
         ("ours, online", lambda r: r.outcome.backtest.model.get("roc_auc")),
         ("reference, same snapshots", lambda r: (r.outcome.reference or {}).get("pooled_auc")),
@@ -141,7 +175,7 @@ def draw(rows: list[Row], path: Path) -> Path | str:
         heights = [value(r) if isinstance(value(r), float) else 0.0 for r in rows]
         axis.bar([n + (i - 1.5) * width for n in range(len(rows))], heights, width, label=label)
     axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    axis.set_xticks(range(len(rows)), [r.name for r in rows])
+    axis.set_xticks(range(len(rows)), [r.name.replace(", ", ",\n") for r in rows], fontsize=8)
     axis.set_ylim(0.4, 1.0)
     axis.set_ylabel("ROC AUC")
     axis.set_title("Churn model ROC AUC by customer base (0.5 = guessing)")

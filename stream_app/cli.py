@@ -231,7 +231,8 @@ def _backtest(args: argparse.Namespace) -> int:
                                load_layout(Path(args.mapping) if args.mapping else None), end)
     out = Path(args.out)
     model = _starting_model(Path(args.model_start) if args.model_start else None, config)
-    outcome = run_session(source, config, out, _moment(args.start, "--from"), not args.no_reference, model=model)
+    outcome = run_session(source, config, out, _moment(args.start, "--from"), not args.no_reference, model=model,
+                          begin=_moment(args.begin, "--begin"))
     if args.save_model:
         model.save(Path(args.save_model))
     print(format_report(outcome.backtest, outcome.reference))
@@ -416,6 +417,9 @@ def parser() -> argparse.ArgumentParser:
                                         "or the last event); later events are left out")
     backtest.add_argument("--from", dest="start", help="judge alerts from this date (default: 45 days after "
                                                        "the first usage event)")
+    backtest.add_argument("--begin", help="a deployment starting on this date: the events before it are not "
+                                          "replayed, and alerts are judged from it (with --model-start: a worker "
+                                          "started with a backtest's model)")
     backtest.add_argument("--rules", help="rules file (default: the built-in defaults)")
     backtest.add_argument("--out", default="backtest-out", help="directory for the results (default: %(default)s)")
     backtest.add_argument("--no-reference", action="store_true", help="skip the offline reference model")

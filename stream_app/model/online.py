@@ -110,6 +110,8 @@ class ChurnModel:
         self.learned_recently = LearnedRecently()
         # The version: everything due before this time (a week's start) is learned, nothing later.
         self.learned_until: int | None = None
+        # The start of the first version that was ready (warm, gate open): from then model_risk could speak.
+        self.first_ready_at: int | None = None
         self._waiting: list[tuple[int, str, int, Labelled | Assessment]] = []  # taken, not yet due
         self.late = 0  # taken after its week's version was made: learned at once, out of order
         # How far each input partition's clock has gone, as its owner announced (the live shell's).
@@ -182,10 +184,13 @@ class ChurnModel:
             return 0
         self.learned_until = boundary
         due = sorted((w for w in self._waiting if w[0] < boundary), key=lambda w: w[:3])
-        if not due:
-            return 0
-        self._waiting = [w for w in self._waiting if w[0] >= boundary]
-        return sum(not self._apply(item) for *_, item in due)
+        failed = 0
+        if due:
+            self._waiting = [w for w in self._waiting if w[0] >= boundary]
+            failed = sum(not self._apply(item) for *_, item in due)
+        if self.first_ready_at is None and self.ready:
+            self.first_ready_at = boundary
+        return failed
 
     def _apply(self, item: Labelled | Assessment) -> bool:
         """One label learned, or one assessment ranked. A label that makes the model raise (a bug, a corrupt
@@ -250,10 +255,12 @@ class ChurnModel:
             self._choose_vocabulary()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """A checkpoint saved before the budget followed precision: its recent stakes start empty."""
+        """A checkpoint saved before the budget followed precision (its recent stakes start empty), or before
+        the first ready version was kept (unknown)."""
         self.__dict__.update(state)
         self.__dict__.setdefault("stakes", deque(maxlen=self.config.gate_window))
         self.__dict__.setdefault("budget", None)
+        self.__dict__.setdefault("first_ready_at", None)
 
     def _refresh(self) -> None:
         """Judge the gate, refit the calibration and size the budget on the recent labels' scores."""
@@ -307,6 +314,7 @@ class ChurnModel:
             "usage_names": len(self.feature_set.names),
             "skipped_labels": dict(self.skipped),
             "learned_until": None if self.learned_until is None else to_datetime(self.learned_until).isoformat(),
+            "first_ready_at": None if self.first_ready_at is None else to_datetime(self.first_ready_at).isoformat(),
             "waiting": len(self._waiting),
             "late": self.late,
         }

@@ -63,6 +63,8 @@ class Backtest:
     seconds: float
     report: ImportReport | None = None
     rejected_lines: dict[str, int] = field(default_factory=dict)
+    begin: datetime | None = None  # events before it were not replayed (a deployment starting then)
+    not_replayed: int = 0  # how many
 
     @property
     def model(self) -> dict[str, object]:
@@ -98,9 +100,15 @@ def run_backtest(
     on_day: Callable[[datetime], None] | None = None,
     report: ImportReport | None = None,
     model: ChurnModel | None = None,
+    begin: datetime | None = None,
 ) -> Backtest:
     """Replay ``events`` (time-ordered), then score; ``start``/``end`` bound the judged period; ``model``: the
-    one to start from and leave learned (a new one if None)."""
+    one to start from and leave learned (a new one if None).
+
+    ``begin``: the events before it are not replayed, and alerts are judged from it (unless ``start`` says
+    otherwise): what a worker deployed then would have done, knowing no customer, with a new model or the
+    one it was started with (the deployment path: backtest the history, start with its model).
+    """
     began = time.perf_counter()
     alerts: list[Alert] = []
     snapshots: list[SnapshotScore] = []
@@ -112,8 +120,12 @@ def run_backtest(
     replay = Replay(config, alerts.append, model=model, on_labelled=labelled)
     first: datetime | None = None
     shown_day = None
+    not_replayed = 0
     for event in events:
         if end is not None and event.occurred_at >= end:
+            continue
+        if begin is not None and event.occurred_at < begin:
+            not_replayed += 1
             continue
         first = first or event.occurred_at
         replay.feed_event(event)
@@ -132,10 +144,11 @@ def run_backtest(
     # From the day of the first usage (midnight UTC): a base's subscriptions may have started long
     # before its activity was recorded.
     first_use = summary.first_usage_at or first
-    judged_from = start or first_use.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=WARM_UP_DAYS)
+    judged_from = start or begin or (
+        first_use.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=WARM_UP_DAYS))
     card = score_alerts(alerts, truth, judged_from, until, config.model.horizon_days)
     return Backtest(name, config, judged_from, until, alerts, snapshots, truth, summary, card,
-                    time.perf_counter() - began, report)
+                    time.perf_counter() - began, report, begin=begin, not_replayed=not_replayed)
 
 
 # --- what the snapshots say beyond the alerts ------------------------------------------
@@ -212,6 +225,9 @@ def format_report(backtest: Backtest, reference: dict[str, object] | None) -> st
     else:
         lines.append(f"{backtest.name}:")
     replayed = sum(backtest.summary.outcomes.values())
+    if backtest.begin is not None:
+        lines.append(f"a deployment from {_day(backtest.begin)}: the {backtest.not_replayed:,} events before it "
+                     "not replayed")
     lines.append(f"replayed {replayed:,} events in {backtest.seconds:.0f} s "
                  f"({replayed / backtest.seconds:,.0f} events/s through the core)" if backtest.seconds else "")
     lines.append(_table(card))
@@ -245,7 +261,12 @@ def _model_line(backtest: Backtest) -> str:
         f"{_num(m.get('log_loss'))} (a constant guess: {_num(m.get('log_loss_constant'))}); gate "
         f"{'open' if m.get('gate_open') else 'shut'} at the end (recent ROC AUC {_num(m.get('recent_roc_auc'), 3)}, "
         f"its {config.gate_confidence:.0%} lower bound {_num(m.get('recent_roc_auc_bound'), 3)}, floor "
-        f"{config.auc_floor}); model_risk {selection}")
+        f"{config.auc_floor}); ready (warm, gate open) from {_ready_from(m.get('first_ready_at'))}; "
+        f"model_risk {selection}")
+
+
+def _ready_from(moment: object) -> str:
+    return moment[:10] if isinstance(moment, str) else "never"
 
 
 def _reference_line(reference: dict[str, object]) -> str:

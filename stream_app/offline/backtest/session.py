@@ -64,8 +64,10 @@ class Outcome:
 
 
 def run_session(source: Source, config: RulesConfig, out: Path, start: datetime | None = None,
-                reference: bool = True, console: Console | None = None, model: ChurnModel | None = None) -> Outcome:
-    """Replay with a progress bar, judge, and write alerts, snapshots, report.json and the chart to ``out``."""
+                reference: bool = True, console: Console | None = None, model: ChurnModel | None = None,
+                begin: datetime | None = None) -> Outcome:
+    """Replay with a progress bar, judge, and write alerts, snapshots, report.json and the chart to ``out``
+    (``begin``: a deployment starting then, ``run_backtest``)."""
     console = console or Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
     rejected: dict[str, int] = {}
@@ -88,7 +90,7 @@ def run_session(source: Source, config: RulesConfig, out: Path, start: datetime 
             events = export.events(read)
             truth, report, end = export.truth, export.report, source.end or export.report.end
         backtest = run_backtest(source.name, events, truth, config, start, end,
-                                _day_progress(progress, reading, source.name, end), report, model)
+                                _day_progress(progress, reading, source.name, end), report, model, begin)
         backtest.rejected_lines = rejected
         progress.add_task("judging", total=None)
         judged_reference = offline_reference(backtest.snapshots) if reference else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -82,7 +83,10 @@ def test_a_model_saved_by_a_backtest_speaks_from_the_first_week_of_what_follows(
     assert main(["backtest", "--jsonl", str(tmp_path / "history.jsonl"), "--truth",
                  str(tmp_path / "history.truth.jsonl"), "--out", str(tmp_path / "bt"), "--no-reference",
                  "--save-model", str(saved)]) == 0
-    assert f"CHURNWATCH_MODEL_START={saved}" in capsys.readouterr().out
+    history = capsys.readouterr().out
+    assert f"CHURNWATCH_MODEL_START={saved}" in history
+    ready = re.search(r"ready \(warm, gate open\) from (\d{4}-\d\d-\d\d)", history)
+    assert ready is not None and ready.group(1) < f"{split:%Y-%m-%d}", history
 
     def model_alerts(*start: str) -> list[datetime]:
         out = tmp_path / "alerts.jsonl"
@@ -93,6 +97,21 @@ def test_a_model_saved_by_a_backtest_speaks_from_the_first_week_of_what_follows(
     assert model_alerts() == []  # a new model is still warming up when the file ends
     started = model_alerts("--model-start", str(saved))
     assert started and started[0] < split + timedelta(days=14), started[:3]
+
+    # The same as a backtest of the whole file: a deployment from the split replays nothing before it.
+    write_simulation(tmp_path / "all.jsonl", events, truth)
+    before = sum(1 for e in events if e.occurred_at < split)
+    for start, says_ready in (((), "never"), (("--model-start", str(saved)), ready.group(1))):
+        out = tmp_path / f"deployed{len(start)}"
+        assert main(["backtest", "--jsonl", str(tmp_path / "all.jsonl"), "--truth", str(tmp_path / "all.truth.jsonl"),
+                     "--out", str(out), "--no-reference", "--begin", f"{split:%Y-%m-%d}", *start]) == 0
+        text = capsys.readouterr().out
+        assert f"a deployment from {split:%Y-%m-%d}: the {before:,} events before it not replayed" in text
+        assert f"judged {split:%Y-%m-%d} .. " in text
+        assert f"ready (warm, gate open) from {says_ready}" in text, text
+        alerts = [Alert.model_validate_json(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+        assert all(a.triggered_at >= split for a in alerts)
+        assert any(a.rule == RuleName.MODEL_RISK for a in alerts) == bool(start)
 
 
 def test_a_starting_model_that_cannot_be_read_ends_the_command_in_one_line(tmp_path: Path) -> None:
