@@ -114,8 +114,10 @@ $(QUIX_STAMP): bench/quix-requirements.txt
 profile: $(STAMP)
 	$(BIN)/python -m bench.profile --broker $(if $(filter kafka,$(BROKER)),kafka,embedded)
 
-# Alert quality on the shared ChurnSim exports and our simulator (about 15
-# minutes on 2 cores): churnwatch backtest on each, one comparison table.
+# Alert quality on the shared ChurnSim exports and our simulator (about 35
+# minutes on 2 cores): churnwatch backtest on each, and on each export a
+# deployment halfway through it with and without the first half's model; one
+# comparison table.
 DATASETS ?= ../shared/datasets
 eval: $(STAMP)
 	$(BIN)/python -m bench.eval --datasets $(DATASETS)

@@ -134,14 +134,15 @@ def _f(value: object, digits: int = 3) -> str:
 
 
 def table(rows: list[Row]) -> str:
+    wide = max([22, *(len(row.name) + 1 for row in rows)])
     lines = [
         "model ROC AUC: ours online (labels 30 days late) | offline reference on the same snapshots (CV, all labels "
         "at once) | the dataset's own: offline CV, River with 30-day-late labels",
-        f"  {'base':<22}{'ours':>7}{'ref':>7}{'ref*':>7}{'own CV':>8}{'own River':>11}",
+        f"  {'base':<{wide}}{'ours':>7}{'ref':>7}{'ref*':>7}{'own CV':>8}{'own River':>11}",
     ]
     for row in rows:
         reference = row.outcome.reference or {}
-        lines.append(f"  {row.name:<22}{_f(row.outcome.backtest.model.get('roc_auc')):>7}"
+        lines.append(f"  {row.name:<{wide}}{_f(row.outcome.backtest.model.get('roc_auc')):>7}"
                      f"{_f(reference.get('pooled_auc')):>7}{_f(reference.get('pooled_auc_scored')):>7}"
                      f"{_f(row.shipped.get('offline_cv_auc')):>8}{_f(row.shipped.get('river_30d_late_auc')):>11}")
     lines.append("  (ref* = the reference on just the snapshots our model scored after its warm-up)")
