@@ -157,8 +157,8 @@ def _unframed(raw: bytes) -> bytes:
 def _model(model: type[Model], convert: dict[str, Callable[[Any], Any]] | None = None) -> Callable[[list[Any]], Model]:
     """A builder of ``model`` from its field values, with the fields ``convert`` names turned back into theirs."""
     names = tuple(model.model_fields)
-    defaults = tuple(f.get_default(call_default_factory=True) for f in model.model_fields.values())
-    required = sum(1 for f in model.model_fields.values() if f.is_required())
+    fields = tuple(model.model_fields.values())
+    required = sum(1 for f in fields if f.is_required())
     fixes = [(names.index(name), fix) for name, fix in (convert or {}).items()]
     every = frozenset(names)
     _set = object.__setattr__
@@ -166,8 +166,8 @@ def _model(model: type[Model], convert: dict[str, Callable[[Any], Any]] | None =
     def build(values: list[Any]) -> Model:
         if not required <= len(values) <= len(names):
             raise ValueError(f"{len(values)} values for a {model.__name__} of {len(names)} fields")
-        if len(values) < len(names):  # written before the fields at the end were added
-            values = [*values, *defaults[len(values):]]
+        if len(values) < len(names):  # written before the fields at the end were added: each its own default
+            values = [*values, *(f.get_default(call_default_factory=True) for f in fields[len(values):])]
         for at, fix in fixes:
             values[at] = fix(values[at])
         new = model.__new__(model)
