@@ -90,10 +90,12 @@ clean:
 
 # Benchmarks: prints one table of figures and writes bench-results.json; the
 # broker figures on the embedded broker and on Apache Kafka (BROKER=embedded
-# or BROKER=kafka for one; Apache Kafka needs a JDK 17+ and Maven).
+# or BROKER=kafka for one, BROKER=none for the core's alone; Apache Kafka
+# needs a JDK 17+ and Maven). With the shared datasets (DATASETS), the state
+# sizes of socialnet7's busiest tenth too (about 2 minutes more).
 BROKER ?= both
 bench: $(STAMP) $(QUIX_STAMP)
-	$(BIN)/python -m bench --broker $(BROKER)
+	$(BIN)/python -m bench --broker $(BROKER) $(if $(wildcard $(DATASETS)/churnsim-socialnet7),--export $(DATASETS)/churnsim-socialnet7)
 
 # A worker's time to ready after a restart with 1M customers' state on
 # Apache Kafka (about 15 minutes; CUSTOMERS=200000 for a quicker look).
