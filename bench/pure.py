@@ -52,9 +52,14 @@ def state_bytes(states: list[CustomerState]) -> float:
     return statistics.mean(len(s.to_bytes()) for s in states)
 
 
+def json_value(state: CustomerState) -> bytes:
+    """The table value earlier versions wrote (compressed JSON, before version 2), for comparison."""
+    return zlib.compress(state.model_dump_json(exclude_defaults=True).encode(), 1)
+
+
 def json_state_bytes(states: list[CustomerState]) -> float:
-    """The same in the encoding earlier versions wrote (compressed JSON), for comparison."""
-    return statistics.mean(len(zlib.compress(s.model_dump_json(exclude_defaults=True).encode(), 1)) for s in states)
+    """The same in the encoding earlier versions wrote, for comparison."""
+    return statistics.mean(len(json_value(s)) for s in states)
 
 
 def codec_costs(states: list[CustomerState], rounds: int = 20) -> dict[str, float]:
@@ -68,12 +73,12 @@ def codec_costs(states: list[CustomerState], rounds: int = 20) -> dict[str, floa
         return (time.process_time() - started) / rounds / len(items) * 1e6
 
     written = [encode(s) for s in states]
-    plain = [zlib.compress(s.model_dump_json(exclude_defaults=True).encode(), 1) for s in states]
+    plain = [json_value(s) for s in states]
     return {
         "write": cpu_us(encode, states),
         "read": cpu_us(decode, written),
         "outline": cpu_us(outline, written),
-        "json write": cpu_us(lambda s: zlib.compress(s.model_dump_json(exclude_defaults=True).encode(), 1), states),
+        "json write": cpu_us(json_value, states),
         "json read": cpu_us(decode, plain),
         "json outline": cpu_us(outline, plain),
     }
